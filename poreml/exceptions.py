@@ -29,7 +29,9 @@ class DataValidationError(PoremlError, ValueError):
     def _format(self) -> str:
         where = f"{self.source}: " if self.source else ""
         n = len(self.problems)
-        head = f"{where}{n} problem{'s' if n != 1 else ''} found"
+        head = (
+            f"{where}{n} problem{'s' if n != 1 else ''} found (row 1 = first row below the header)"
+        )
         lines = [f"  - {p}" for p in self.problems]
         tail = (
             "Fix the listed cells (leave a cell blank when a value was not measured) "

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-ColumnKind = Literal["design", "measured", "identity", "condition", "provenance", "flag"]
+ColumnKind = Literal["design", "measured", "identity", "condition", "provenance", "flag", "dataset"]
 DType = Literal["float", "int", "category", "string", "bool"]
 
 
@@ -66,7 +66,10 @@ class Column:
         if rng is None:
             return f"a finite number ({self.unit})"
         lo, hi = rng
-        left = "(" if (physical and self.domain_open_low) else "["
+        open_low = physical and self.domain_open_low
+        if hi == float("inf"):
+            return f"a number {'>' if open_low else '>='} {_fmt(lo)} ({self.unit})"
+        left = "(" if open_low else "["
         return f"a number in {left}{_fmt(lo)}, {_fmt(hi)}] ({self.unit})"
 
 
@@ -245,6 +248,30 @@ _OTHER = (
         (1.0, 100000.0),
     ),
     Column("feasible", "flag", "bool", "-", "whether the route can make the requested design"),
+    # Curated-dataset columns beyond the contract (datasets/README.md explains each).
+    Column("id", "dataset", "string", "-", "stable row identifier of the curated dataset"),
+    Column("material_name", "dataset", "string", "-", "material as described in the source"),
+    Column("si_wt_pct", "dataset", "float", "wt %", "Si content of the composite", (0.0, 100.0)),
+    Column(
+        "compaction_density_g_cm3",
+        "dataset",
+        "float",
+        "g/cm³",
+        "electrode (calendered) density",
+        (0.0, 3.0),
+    ),
+    Column(
+        "areal_capacity_mah_cm2",
+        "dataset",
+        "float",
+        "mAh/cm²",
+        "areal capacity or loading of the test",
+        (0.0, 20.0),
+    ),
+    Column("current_density", "dataset", "string", "-", "test rate with its unit, as written"),
+    Column("cell_type", "dataset", "string", "-", "half, full or unknown"),
+    Column("expansion_kind", "dataset", "string", "-", "particle or electrode"),
+    Column("capacity_basis", "dataset", "string", "-", "what specific_capacity_mah_g refers to"),
     Column("reference", "provenance", "string", "-", "authors, journal, year"),
     Column("doi", "provenance", "string", "-", "DOI of the original paper"),
     Column("source", "provenance", "string", "-", "seed file name or literature row id"),

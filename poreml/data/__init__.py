@@ -1,0 +1,1 @@
+"""Data stage: the declared column vocabulary, validation, file I/O and dataset curation."""
