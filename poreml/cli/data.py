@@ -19,3 +19,22 @@ def validate(
 
     df = validate_table(read_csv(file), source=str(file))
     typer.echo(f"{file}: OK ({len(df)} rows, {len(df.columns)} columns)")
+
+
+@app.command("build")
+def build(
+    raw_dir: Path = typer.Option(
+        Path("datasets/raw"), "--raw-dir", help="Folder with the raw transcriptions."
+    ),
+    out: Path = typer.Option(
+        Path("datasets/porous_sic.csv"), "--out", help="Curated CSV to (over)write."
+    ),
+) -> None:
+    """Rebuild the curated dataset from its raw sources, deterministically."""
+    from poreml.data.curation import build_command, coverage_table
+
+    df = build_command(raw_dir, out)
+    cov = coverage_table(df).set_index("column")["all"]
+    sources = df["id"].str.extract(r"^(T1|SM|SIC)")[0].value_counts()
+    parts = ", ".join(f"{k} {int(sources.get(k, 0))}" for k in ("T1", "SM", "SIC"))
+    typer.echo(f"{out}: {len(df)} rows ({parts}); {int((cov > 0).sum())} non-empty columns")
