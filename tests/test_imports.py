@@ -12,7 +12,14 @@ HEAVY = ("torch", "botorch", "mlflow", "fastapi", "optuna", "sklearn")
 
 
 @pytest.mark.parametrize(
-    "module", ["poreml", "poreml.data.schema", "poreml.data.validation", "poreml.cli"]
+    "module",
+    [
+        "poreml",
+        "poreml.data.schema",
+        "poreml.data.validation",
+        "poreml.design.config",
+        "poreml.cli",
+    ],
 )
 def test_light_modules_do_not_import_heavy_dependencies(module: str, tmp_path: Path) -> None:
     code = (
