@@ -1,0 +1,35 @@
+"""poreml.surrogates stage: property models with honest uncertainty.
+
+Every model follows the scikit-learn estimator API on contract DataFrames and shares one base
+class (:mod:`poreml.surrogates.base`: validation, feature encoding, target transforms, missing
+inputs, persistence). Models are built by name from the registry::
+
+    from poreml.surrogates import available, make
+
+    available()  # ['ensemble', 'gp', 'mean', 'ridge', 'trees']
+    model = make("gp").fit(X, y)
+    mean, std = model.predict(X_new, return_std=True)
+
+and reach BoTorch through one adapter,
+:class:`poreml.surrogates.botorch_adapter.SurrogateModel`.
+"""
+
+from poreml.surrogates.base import (
+    DESCRIPTOR_COLUMNS,
+    FEATURE_SETS,
+    TARGETS,
+    Surrogate,
+)
+from poreml.surrogates.registry import available, get, load, make, register
+
+__all__ = [
+    "DESCRIPTOR_COLUMNS",
+    "FEATURE_SETS",
+    "TARGETS",
+    "Surrogate",
+    "available",
+    "get",
+    "load",
+    "make",
+    "register",
+]

@@ -1,0 +1,101 @@
+"""Shared fixtures of the surrogate tests: virtual-lab data and small, fast model settings."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+
+import pandas as pd
+import pytest
+import torch
+
+from poreml.data.schema import COLUMNS, CONTINUOUS_DESIGN_COLUMNS
+from poreml.surrogates import TARGETS
+from poreml.virtual_lab.lab import VirtualLab
+from poreml.virtual_lab.reference import space_filling_designs
+
+Frames = tuple[pd.DataFrame, pd.DataFrame]
+
+_FAST: dict[str, dict[str, object]] = {
+    "gp": {"fit_maxiter": 40},
+    "ensemble": {"n_members": 3, "hidden_sizes": (16, 16), "epochs": 40, "patience": 10},
+    "trees": {"n_estimators": 25},
+    "ridge": {},
+    "mean": {},
+}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """pytest-xdist runs one worker per core: one torch thread each avoids oversubscription."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _lab_data(n: int, seed: int, instance_seed: int | None = None) -> Frames:
+    designs = space_filling_designs(n, seed=seed)
+    measured = VirtualLab(instance_seed=instance_seed).measure(designs, seed=seed + 1000)
+    return designs, measured[list(TARGETS)].reset_index(drop=True)
+
+
+def _lab_truth(n: int, seed: int, instance_seed: int | None = None) -> Frames:
+    designs = space_filling_designs(n, seed=seed)
+    truth = VirtualLab(instance_seed=instance_seed).evaluate(designs)
+    return designs, truth[list(TARGETS)].reset_index(drop=True)
+
+
+@pytest.fixture(scope="session")
+def fast() -> dict[str, dict[str, object]]:
+    """Per registered model, settings that keep it quick in tests."""
+    return _FAST
+
+
+@pytest.fixture(scope="session")
+def lab_data() -> Callable[..., Frames]:
+    """Factory ``(n, seed, instance_seed=None) -> (designs, noisy targets)`` (virtual lab)."""
+    return _lab_data
+
+
+@pytest.fixture(scope="session")
+def lab_truth() -> Callable[..., Frames]:
+    """Factory ``(n, seed, instance_seed=None) -> (designs, noise-free targets)``."""
+    return _lab_truth
+
+
+@pytest.fixture(scope="session")
+def train_data() -> Frames:
+    """24 noisy virtual-lab rows (baseline scenario)."""
+    return _lab_data(24, seed=0)
+
+
+@pytest.fixture(scope="session")
+def test_designs() -> pd.DataFrame:
+    """12 other designs, with a non-default index (predictions must keep it)."""
+    designs = space_filling_designs(12, seed=77)
+    designs.index = pd.RangeIndex(100, 112)
+    return designs
+
+
+def _unit_cube_decode(X: torch.Tensor) -> dict[str, torch.Tensor]:
+    out: dict[str, torch.Tensor] = {}
+    for k, name in enumerate(CONTINUOUS_DESIGN_COLUMNS):
+        lo, hi = COLUMNS[name].bounds  # type: ignore[misc]
+        u = X[..., k]
+        if COLUMNS[name].log_scale:
+            out[name] = 10 ** (math.log10(lo) + u * (math.log10(hi) - math.log10(lo)))
+        else:
+            out[name] = lo + u * (hi - lo)
+    out["route"] = (X[..., 8] * 2.999).floor().long()
+    return out
+
+
+@pytest.fixture(scope="session")
+def decode() -> Callable[[torch.Tensor], dict[str, torch.Tensor]]:
+    """Test ``decode``: ``X`` in [0, 1]^9 (``b × q × 9``) → designs inside the contract bounds.
+
+    Columns 0-7 are the continuous design columns (log scale where declared), column 8 picks
+    the route.
+    """
+    return _unit_cube_decode

@@ -1,0 +1,115 @@
+"""Physics-informed GP: the virtual-lab prior mean, its learned correction, noise, groups."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import r2_score
+
+from poreml.exceptions import ConfigError
+from poreml.surrogates import TARGETS
+from poreml.surrogates.gp import GPSurrogate, PhysicsMean
+from poreml.virtual_lab.lab import VirtualLab
+
+
+def test_physics_prior_beats_a_constant_mean_with_eight_noisy_points(lab_data, lab_truth) -> None:
+    X, y = lab_data(8, seed=11)
+    X_test, truth = lab_truth(500, seed=12)
+    physics = GPSurrogate(prior="physics", random_state=0).fit(X, y)
+    constant = GPSurrogate(prior="constant", random_state=0).fit(X, y)
+    r2_physics = r2_score(truth["ice_pct"], physics.predict(X_test)["ice_pct"])
+    r2_constant = r2_score(truth["ice_pct"], constant.predict(X_test)["ice_pct"])
+    assert r2_physics > 0.9
+    assert r2_physics > r2_constant + 0.3
+
+
+def test_data_pull_the_mean_toward_the_truth_where_the_physics_is_wrong(lab_truth) -> None:
+    # Truth: ICE of a 15 wt % graphite blend in a full cell (scenario full_cell_b15), far from
+    # the composite half-cell ICE of the baseline physics used as prior.
+    truth_lab = VirtualLab("full_cell_b15")
+    designs, _ = lab_truth(40, seed=21)
+    y = truth_lab.measure(designs, seed=5)[["ice_pct"]]
+    X_test, _ = lab_truth(300, seed=22)
+    truth = truth_lab.evaluate(X_test)["ice_pct"]
+    prior_only = VirtualLab("baseline").evaluate(X_test)["ice_pct"]
+    model = GPSurrogate(scenario="baseline", targets=["ice_pct"]).fit(designs, y)
+    constant = GPSurrogate(prior="constant", targets=["ice_pct"]).fit(designs, y)
+
+    def rmse(pred) -> float:
+        return float(np.sqrt(np.mean((pred - truth) ** 2)))
+
+    assert rmse(model.predict(X_test)["ice_pct"]) < 0.3 * rmse(prior_only)
+    assert rmse(model.predict(X_test)["ice_pct"]) < rmse(constant.predict(X_test)["ice_pct"])
+    slope = float(model.models_[0].mean_module.slope.detach())
+    assert 0.0 < slope < 0.8  # the learned correction shrinks the too-wide physics range
+
+
+def test_the_prior_mean_is_the_virtual_lab_prediction(train_data, test_designs) -> None:
+    X, y = train_data
+    model = GPSurrogate(fit_maxiter=5).fit(X, y)
+    features = model.encoder_.transform(model._raw_inputs(test_designs, source="X"))
+    physics = model.target_scaler_.inverse(model.physics(features)).numpy()
+    expected = VirtualLab().evaluate(test_designs)[list(TARGETS)].to_numpy()
+    np.testing.assert_allclose(physics, expected, rtol=1e-9)
+
+
+def test_physics_mean_is_affine_with_learned_offset_and_slope() -> None:
+    mean = PhysicsMean(column=2, num_outputs=1)
+    x = torch.tensor([[0.0, 0.0, 1.5], [0.0, 0.0, -1.0]])
+    torch.testing.assert_close(mean(x), torch.tensor([1.5, -1.0]))
+    names = {n for n, _ in mean.named_parameters()}
+    assert names == {"offset", "slope"}
+    batched = PhysicsMean(column=1, num_outputs=2)
+    x2 = torch.tensor([[[0.0, 1.0, 2.0]], [[0.0, 1.0, 2.0]]])  # (m=2, n=1, D=3)
+    torch.testing.assert_close(batched(x2), torch.tensor([[1.0], [2.0]]))
+
+
+def test_the_fitted_correction_stays_near_identity_when_the_physics_is_right(train_data) -> None:
+    X, y = train_data
+    model = GPSurrogate().fit(X, y)
+    (group_model,) = model.models_
+    slope = group_model.mean_module.slope.detach().squeeze(-1)
+    assert ((slope > 0.7) & (slope < 1.3)).all()
+
+
+def test_measurement_std_includes_the_learned_noise(train_data, test_designs) -> None:
+    X, y = train_data
+    model = GPSurrogate().fit(X, y)
+    _, noisy = model.predict(test_designs, return_std=True)
+    _, latent = model.predict(test_designs, return_std=True, observation_noise=False)
+    assert (noisy.to_numpy() > latent.to_numpy()).all()
+
+
+def test_targets_measured_on_different_rows_get_their_own_gp(train_data, test_designs) -> None:
+    X, y = train_data
+    y = y.copy()
+    y.loc[y.index[:6], "ssa_m2_g"] = np.nan
+    model = GPSurrogate(fit_maxiter=20).fit(X, y)
+    ssa = TARGETS.index("ssa_m2_g")
+    assert (ssa,) in model.groups_
+    assert len(model.groups_) == 2
+    assert model.train_inputs_[model.groups_.index((ssa,))].shape[0] == len(y) - 6
+    assert np.isfinite(model.predict(test_designs).to_numpy()).all()
+
+
+def test_constant_prior_has_no_physics_column(train_data) -> None:
+    X, y = train_data
+    model = GPSurrogate(prior="constant", fit_maxiter=10).fit(X, y)
+    assert model.train_inputs_[0].shape[-1] == len(model.feature_names_out_)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [("prior", "linear"), ("scenario", "moon_base"), ("fit_maxiter", 0)],
+)
+def test_invalid_gp_settings_raise_config_error(setting, value, train_data) -> None:
+    X, y = train_data
+    with pytest.raises(ConfigError, match=setting):
+        GPSurrogate(**{setting: value}).fit(X, y)
+
+
+def test_a_randomised_instance_can_serve_as_prior(train_data, test_designs) -> None:
+    X, y = train_data
+    model = GPSurrogate(instance_seed=1, fit_maxiter=10).fit(X, y)
+    assert np.isfinite(model.predict(test_designs).to_numpy()).all()
