@@ -82,12 +82,19 @@ def read_json(path: str | Path) -> Any:
         raise DataFileError(f"{path}: not valid JSON ({err}).") from None
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_text(text: str, path: str | Path) -> Path:
     """Write ``text`` to ``path`` atomically: temp file in the same folder, fsync, replace."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
             fh.flush()

@@ -177,9 +177,10 @@ _DESIGN = (
 
 _MEASURED = (
     Column("tap_density_g_cm3", "measured", "float", "g/cm³", "powder tap density", (0.0, 3.0)),
-    # 10,000 m²/g: above any real powder, but the idealised-cylinder BET of the virtual lab
-    # reaches ~7,600 m²/g for sub-nm open pores, and lab output must validate unclipped.
-    Column("ssa_m2_g", "measured", "float", "m²/g", "BET specific surface area", (0.0, 10000.0)),
+    # 30,000 m²/g is far above any real powder (a unit check, not a plausibility check): the
+    # idealised-cylinder BET of the virtual lab (E9) reaches ~28,000 m²/g at d = 0.5 nm and
+    # φ = 0.9, and lab output must validate unclipped.
+    Column("ssa_m2_g", "measured", "float", "m²/g", "BET specific surface area", (0.0, 30000.0)),
     Column(
         "specific_capacity_mah_g",
         "measured",

@@ -1,0 +1,59 @@
+"""Tracking: MLflow runs, dataset digests and the surrogate model registry (a side channel).
+
+Library functions return their results and log them only through a :class:`Tracker` passed in;
+:class:`NullTracker` (the default) records nothing. mlflow is imported only by the MLflow parts,
+on first use of one of their names, so ``import poreml.tracking`` is cheap and has no side
+effects.
+
+* :class:`Tracker`, :class:`NullTracker`, :func:`dataset_digest` (:mod:`.base`);
+* :class:`MlflowTracker`, :data:`SURROGATE_EXPERIMENT`, :data:`CAMPAIGN_EXPERIMENT`
+  (:mod:`.mlflow_tracker`);
+* :func:`register_surrogate`, :func:`log_surrogate`, :func:`load_pyfunc`,
+  :class:`RegistrationResult`, :data:`REGISTERED_MODEL`, :data:`CHAMPION_ALIAS`
+  (:mod:`.registry`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from poreml.tracking.base import DIGEST_TAG, NullTracker, Tracker, canonical_csv, dataset_digest
+
+_LAZY = {
+    "MlflowTracker": "poreml.tracking.mlflow_tracker",
+    "SURROGATE_EXPERIMENT": "poreml.tracking.mlflow_tracker",
+    "CAMPAIGN_EXPERIMENT": "poreml.tracking.mlflow_tracker",
+    "CHAMPION_ALIAS": "poreml.tracking.registry",
+    "REGISTERED_MODEL": "poreml.tracking.registry",
+    "RegistrationResult": "poreml.tracking.registry",
+    "load_pyfunc": "poreml.tracking.registry",
+    "load_surrogate_from_uri": "poreml.tracking.registry",
+    "log_surrogate": "poreml.tracking.registry",
+    "register_surrogate": "poreml.tracking.registry",
+}
+
+__all__ = [
+    "CAMPAIGN_EXPERIMENT",
+    "CHAMPION_ALIAS",
+    "DIGEST_TAG",
+    "REGISTERED_MODEL",
+    "SURROGATE_EXPERIMENT",
+    "MlflowTracker",
+    "NullTracker",
+    "RegistrationResult",
+    "Tracker",
+    "canonical_csv",
+    "dataset_digest",
+    "load_pyfunc",
+    "load_surrogate_from_uri",
+    "log_surrogate",
+    "register_surrogate",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'poreml.tracking' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,107 @@
+"""MlflowTracker: runs with params, metrics, tags, tables, figures, files and dataset digests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from poreml.tracking import DIGEST_TAG, MlflowTracker, dataset_digest
+from poreml.tracking.mlflow_tracker import TrackingError
+
+
+def _artifacts(client: MlflowClient, run_id: str, path: str | None = None) -> set[str]:
+    out = set()
+    for item in client.list_artifacts(run_id, path):
+        if item.is_dir:
+            out |= _artifacts(client, run_id, item.path)
+        else:
+            out.add(item.path)
+    return out
+
+
+def test_store_and_artifacts_follow_the_settings(store: Path) -> None:
+    tracker = MlflowTracker()
+    assert tracker.tracking_uri == f"sqlite:///{(store / 'mlflow.db').resolve()}"
+    assert tracker.artifact_location == (store / "mlartifacts").resolve().as_uri()
+    assert tracker.experiment == "poreml-surrogates"
+    experiment = tracker.client.get_experiment(tracker.experiment_id)
+    assert experiment.artifact_location == tracker.artifact_location
+
+
+def test_run_records_params_metrics_tags_dataset_and_artifacts(
+    store: Path, tmp_path: Path, vl_data: pd.DataFrame
+) -> None:
+    from matplotlib.figure import Figure
+
+    tracker = MlflowTracker()
+    note = tmp_path / "note.txt"
+    note.write_text("hello")
+    fig = Figure()
+    fig.subplots().plot([0, 1], [1, 0])
+    with tracker.start_run("unit") as run:
+        tracker.log_params({"model": "ridge", "nested": {"alpha": 1.0}})
+        tracker.log_metrics({"mae": 1.5, "skipped": float("nan")}, step=2)
+        tracker.log_metrics({"mae": 1.0}, step=3)
+        digest = tracker.log_dataset(vl_data, name="vl")
+        tracker.log_table(vl_data.head(3), "tables/head.csv")
+        tracker.log_table(vl_data.head(3)[["route", "porosity"]], "head.md")
+        tracker.log_figure(fig, "fig.png")
+        tracker.log_artifact(note, "files")
+    client = tracker.client
+    data = client.get_run(run.info.run_id).data
+    assert data.params["model"] == "ridge"
+    assert data.params["nested.alpha"] == "1.0"
+    assert data.params[DIGEST_TAG] == digest == dataset_digest(vl_data)
+    assert data.tags[DIGEST_TAG] == digest
+    assert data.metrics["mae"] == 1.0
+    assert "skipped" not in data.metrics
+    history = client.get_metric_history(run.info.run_id, "mae")
+    assert [(m.step, m.value) for m in history] == [(2, 1.5), (3, 1.0)]
+    assert _artifacts(client, run.info.run_id) == {
+        "tables/head.csv",
+        "head.md",
+        "fig.png",
+        "files/note.txt",
+    }
+    inputs = client.get_run(run.info.run_id).inputs.dataset_inputs
+    assert [d.dataset.digest for d in inputs] == [digest[:32]]
+    assert client.get_run(run.info.run_id).info.status == "FINISHED"
+
+
+def test_nested_runs_have_a_parent_and_failures_are_recorded(store: Path) -> None:
+    tracker = MlflowTracker()
+    with tracker.start_run("parent") as parent:
+        with tracker.start_run("child", nested=True) as child:
+            tracker.log_metrics({"x": 1.0})
+        with pytest.raises(RuntimeError), tracker.start_run("boom", nested=True) as failed:
+            raise RuntimeError("boom")
+    client = tracker.client
+    assert client.get_run(child.info.run_id).data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert client.get_run(failed.info.run_id).info.status == "FAILED"
+    assert "x" not in client.get_run(parent.info.run_id).data.metrics
+
+
+def test_logging_needs_an_open_run(store: Path) -> None:
+    tracker = MlflowTracker()
+    with pytest.raises(TrackingError, match="no open run"):
+        tracker.log_metrics({"x": 1.0})
+    with pytest.raises(TrackingError, match="parent run"), tracker.start_run("x", nested=True):
+        pass
+
+
+def test_explicit_tracking_uri_wins_over_settings(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uri = f"sqlite:///{tmp_path / 'other' / 'mlflow.db'}"
+    tracker = MlflowTracker("poreml-campaigns", tracking_uri=uri)
+    assert tracker.tracking_uri == uri
+    assert tracker.artifact_location is None  # the store decides, unless configured
+    monkeypatch.setenv("POREML_TRACKING_URI", "http://mlflow.lab:5000")
+    remote = MlflowTracker()
+    assert remote.tracking_uri == "http://mlflow.lab:5000"
+    assert remote.artifact_location is None
+    monkeypatch.setenv("POREML_ARTIFACT_LOCATION", "s3://bucket/poreml")
+    assert MlflowTracker().artifact_location == "s3://bucket/poreml"
