@@ -1,0 +1,170 @@
+"""The endpoints of CONTRACT.md §4: thin wrappers around :mod:`poreml.api.service`.
+
+Request bodies are validated by the models of :mod:`poreml.api.schemas` before a route runs.
+Routes that call the model are plain ``def`` functions, so FastAPI runs them in its thread
+pool and a long screen does not block the event loop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response, Security
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPBearer
+
+from poreml.api import service
+from poreml.api.errors import ModelUnavailableError
+from poreml.api.schemas import (
+    ErrorResponse,
+    HealthResponse,
+    ModelInfo,
+    PredictRequest,
+    PredictResponse,
+    ScreenRequest,
+    ScreenResponse,
+)
+from poreml.settings import Settings
+
+__all__ = ["health_router", "v1_router"]
+
+CSV_MEDIA_TYPE = "text/csv"
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {
+        "model": ErrorResponse,
+        "description": "POREML_API_TOKEN is set and the bearer token is missing or wrong",
+    },
+    413: {
+        "model": ErrorResponse,
+        "description": "more candidates, or a larger body, than the server accepts",
+    },
+    422: {"model": ErrorResponse, "description": "invalid input: detail names field and value"},
+    503: {"model": ErrorResponse, "description": "the model could not answer"},
+}
+
+
+def get_model(request: Request) -> service.ServedModel:
+    """The served model, loaded at start-up (503 if start-up did not load one)."""
+    model = getattr(request.app.state, "model", None)
+    if model is None:
+        raise ModelUnavailableError("no model is loaded: the server did not finish starting")
+    return model
+
+
+def get_settings(request: Request) -> Settings:
+    """The settings the app was created with."""
+    return request.app.state.settings
+
+
+health_router = APIRouter(tags=["health"])
+
+
+@health_router.get("/healthz", response_model=HealthResponse, summary="Liveness check")
+async def healthz() -> dict[str, str]:
+    """Always ``{"status": "ok"}`` while the process serves requests (no token needed)."""
+    return {"status": "ok"}
+
+
+def v1_router(require_token: bool) -> APIRouter:
+    """The ``/v1`` endpoints.
+
+    Args:
+        require_token: document the bearer token in the OpenAPI schema. The token itself is
+            checked by :class:`~poreml.api.security.BearerTokenMiddleware` before the body is
+            read; the scheme here only parses the header for the docs' "Authorize" button.
+    """
+    dependencies = [Security(HTTPBearer(auto_error=False))] if require_token else []
+    router = APIRouter(prefix="/v1", tags=["model"], dependencies=dependencies, responses=_ERRORS)
+
+    @router.get("/model", response_model=ModelInfo, summary="The served model")
+    def model_info(model: service.ServedModel = Depends(get_model)) -> Any:
+        """Model name, version, targets, design columns with their trained ranges, training
+        row count and sha256 of the training data."""
+        return model.info
+
+    @router.post(
+        "/predict",
+        response_model=PredictResponse,
+        summary="Predict candidates",
+        responses={200: {"content": {CSV_MEDIA_TYPE: {"schema": {"type": "string"}}}}},
+    )
+    def predict(
+        body: PredictRequest,
+        request: Request,
+        model: service.ServedModel = Depends(get_model),
+        settings: Settings = Depends(get_settings),
+    ) -> Response:
+        """Mean, standard deviation and 90 % interval of every target for each candidate,
+        whether it lies in the model's training domain, and its design with defaults filled.
+        ``Accept: text/csv`` answers CSV."""
+        frame = service.candidates_frame(body.candidates, settings.api_max_candidates)
+        frame, pred = service.predict(model, frame)
+        if wants_csv(request.headers.get("accept")):
+            return Response(service.predictions_csv(frame, pred), media_type=CSV_MEDIA_TYPE)
+        return JSONResponse(
+            {
+                "model_version": model.version,
+                "predictions": service.prediction_records(frame, pred),
+            }
+        )
+
+    @router.post(
+        "/screen",
+        response_model=ScreenResponse,
+        summary="Rank candidates by predicted Pareto rank",
+        responses={200: {"content": {CSV_MEDIA_TYPE: {"schema": {"type": "string"}}}}},
+    )
+    def screen(
+        body: ScreenRequest,
+        request: Request,
+        model: service.ServedModel = Depends(get_model),
+        settings: Settings = Depends(get_settings),
+    ) -> Response:
+        """The ``top_k`` candidates by Pareto rank of the predicted means (1 = front), ties
+        broken by the probability that every constraint holds. ``Accept: text/csv`` answers
+        CSV."""
+        frame = service.candidates_frame(body.candidates, settings.api_max_candidates)
+        ranked, pred = service.screen(
+            model, frame, body.parsed_objectives, body.parsed_constraints, body.top_k
+        )
+        if wants_csv(request.headers.get("accept")):
+            return Response(service.predictions_csv(ranked, pred), media_type=CSV_MEDIA_TYPE)
+        return JSONResponse(
+            {
+                "model_version": model.version,
+                "n_screened": len(frame),
+                "objectives": {
+                    o.name: {"direction": o.direction, "threshold": o.threshold}
+                    for o in body.parsed_objectives
+                },
+                "constraints": {c.name: str(c) for c in body.parsed_constraints},
+                "candidates": service.prediction_records(ranked, pred),
+            }
+        )
+
+    return router
+
+
+def wants_csv(accept: str | None) -> bool:
+    """Whether an ``Accept`` header prefers ``text/csv`` to JSON (q-values honoured; ties and
+    wildcards go to JSON, the default)."""
+    if not accept:
+        return False
+    best_csv, best_json = 0.0, 0.0
+    for part in accept.split(","):
+        media, *params = (p.strip() for p in part.split(";"))
+        q = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        media = media.lower()
+        if media == CSV_MEDIA_TYPE:
+            best_csv = max(best_csv, q)
+        elif media in ("application/json", "application/*", "*/*"):
+            best_json = max(best_json, q)
+    return best_csv > best_json

@@ -1,0 +1,503 @@
+"""What the API does, without HTTP: load the model, predict, screen, format answers.
+
+The routes in :mod:`poreml.api.routes` only call these functions. Nothing loops over
+candidates in Python: a request's candidates become one DataFrame, the surrogate predicts them
+in as few calls as possible (one per :data:`CHUNK_ROWS` rows, shared with concurrent requests,
+see :class:`ServedModel`), Pareto ranks and feasibility probabilities are array operations
+(:mod:`poreml.api.ranking`), and the answer is assembled from columns.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import threading
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from poreml.api.errors import InvalidRequestError, ModelUnavailableError, TooManyCandidatesError
+from poreml.api.ranking import pareto_ranks, probability_feasible
+from poreml.data.schema import COLUMNS, DESIGN_COLUMNS, ROUTES
+from poreml.design.objectives import Objective, OutcomeConstraint
+from poreml.exceptions import ConfigError
+from poreml.settings import Settings
+
+logger = logging.getLogger("poreml.api")
+
+__all__ = [
+    "CHUNK_ROWS",
+    "INTERVAL_LEVEL",
+    "MODEL_META_FILE",
+    "Predictions",
+    "ServedModel",
+    "candidates_frame",
+    "load_model",
+    "load_model_dir",
+    "predict",
+    "predictions_csv",
+    "screen",
+    "served_model",
+]
+
+INTERVAL_LEVEL = 0.9
+"""Coverage of the ``lower``/``upper`` interval in every answer."""
+
+_STATS = ("mean", "std", "lower", "upper")
+
+CHUNK_ROWS = 2048
+"""Most rows per model call (see :class:`ServedModel`)."""
+
+MODEL_META_FILE = "metadata.json"
+"""Metadata of a model folder written by ``poreml train`` (``format: poreml-model-metadata``):
+``model_name``, ``version``, ``training.rows``, ``training.sha256``, ..."""
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Predictions for a batch of candidates, as arrays.
+
+    Attributes:
+        targets: predicted columns, in the order of the last axis.
+        mean, std, lower, upper: float arrays of shape ``(n, len(targets))`` in contract units;
+            ``lower``/``upper`` bound the central :data:`INTERVAL_LEVEL` interval.
+        in_domain: bool array ``(n,)``: inside the training domain of the model.
+    """
+
+    targets: tuple[str, ...]
+    mean: np.ndarray
+    std: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    in_domain: np.ndarray
+
+    def column(self, target: str) -> int:
+        """Index of ``target`` on the last axis."""
+        return self.targets.index(target)
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """The surrogate the API serves, with what ``GET /v1/model`` reports.
+
+    :meth:`predict` may be called from many threads at once (FastAPI's thread pool). Model
+    calls are serialised: surrogates are not documented as thread-safe (GPyTorch settings are
+    process-global) and each call already uses every core through torch. Concurrent requests
+    are combined: whichever thread holds the model runs every waiting request in one call, up
+    to :data:`CHUNK_ROWS` rows. A surrogate's cost per call is mostly fixed (input checks,
+    encoding), so 32 clients asking for one candidate each cost about one call, not 32.
+    Requests larger than :data:`CHUNK_ROWS` are predicted chunk by chunk, taking turns with
+    the others, which bounds peak memory for models whose cost grows faster than the batch
+    (an exact GP's test covariance) and lets small requests through during a long screen.
+
+    Attributes:
+        surrogate: a fitted :class:`~poreml.surrogates.base.Surrogate`.
+        info: the ``GET /v1/model`` answer (see :class:`~poreml.api.schemas.ModelInfo`).
+    """
+
+    surrogate: Any
+    info: Mapping[str, Any]
+    _model_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _queue_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _queue: deque[_Job] = field(default_factory=deque, repr=False)
+
+    @property
+    def version(self) -> str:
+        """Model version, echoed as ``model_version``."""
+        return str(self.info["version"])
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """Predicted columns."""
+        return tuple(self.info["targets"])
+
+    def predict(self, frame: pd.DataFrame) -> Predictions:
+        """Predict every row of ``frame`` (thread-safe; see the class doc).
+
+        Args:
+            frame: the design columns (validated, defaults filled), one row per candidate.
+
+        Returns:
+            The :class:`Predictions`, rows in the order of ``frame``.
+
+        Raises:
+            ModelUnavailableError: the model raised, or returned non-finite numbers.
+        """
+        job = _Job(frame[list(DESIGN_COLUMNS)], len(self.targets))
+        with self._queue_lock:
+            self._queue.append(job)
+        while not job.finished:
+            with self._model_lock:
+                # Nothing runs while this thread holds the model: a request still unfinished
+                # here has rows left in the queue, so every turn makes progress.
+                if not job.finished:
+                    self._run(self._next_rows())
+        if job.error is not None:
+            raise job.error
+        return job.predictions(self.targets)
+
+    def _next_rows(self) -> list[tuple[_Job, int, int]]:
+        """Take up to :data:`CHUNK_ROWS` rows from the queue: ``(job, start, stop)`` pieces.
+
+        Jobs are served in turn: a job with rows left goes back to the end of the queue.
+        """
+        pieces: list[tuple[_Job, int, int]] = []
+        rows = 0
+        with self._queue_lock:
+            while self._queue and rows < CHUNK_ROWS:
+                job = self._queue.popleft()
+                if job.taken >= job.n:  # failed while waiting for its turn
+                    continue
+                stop = min(job.n, job.taken + CHUNK_ROWS - rows)
+                pieces.append((job, job.taken, stop))
+                rows += stop - job.taken
+                job.taken = stop
+                if job.taken < job.n:
+                    self._queue.append(job)
+        return pieces
+
+    def _run(self, pieces: list[tuple[_Job, int, int]]) -> None:
+        """Predict the rows of ``pieces`` in one model call and hand each job its part."""
+        from poreml.surrogates.evaluation import prediction_table
+
+        parts = [job.X.iloc[start:stop] for job, start, stop in pieces]
+        X = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        try:
+            table = prediction_table(self.surrogate, X, level=INTERVAL_LEVEL)
+            values = {
+                stat: np.column_stack(
+                    [table[f"{t}_{stat}"].to_numpy(np.float64) for t in self.targets]
+                )
+                for stat in _STATS
+            }
+            in_domain = table["in_domain"].to_numpy(bool)
+        except Exception as err:
+            failure = ModelUnavailableError(
+                f"the model failed on a batch of {len(X)} candidate(s): {type(err).__name__}: {err}"
+            )
+            failure.__cause__ = err
+            for job, _, _ in pieces:
+                job.fail(failure)
+            return
+        offset = 0
+        for job, start, stop in pieces:
+            rows = slice(offset, offset + stop - start)
+            job.fill(start, stop, {k: v[rows] for k, v in values.items()}, in_domain[rows])
+            offset += stop - start
+
+
+class _Job:
+    """One request's rows waiting for, or being filled by, model calls."""
+
+    def __init__(self, X: pd.DataFrame, n_targets: int) -> None:
+        self.X = X
+        self.n = len(X)
+        self.taken = 0  # rows handed to a model call so far
+        self.done = 0  # rows with predictions
+        self.values = {stat: np.empty((self.n, n_targets)) for stat in _STATS}
+        self.in_domain = np.empty(self.n, dtype=bool)
+        self.error: ModelUnavailableError | None = None
+
+    @property
+    def finished(self) -> bool:
+        """Every row predicted, or a model call failed."""
+        return self.error is not None or self.done == self.n
+
+    def fill(
+        self, start: int, stop: int, values: Mapping[str, np.ndarray], in_domain: np.ndarray
+    ) -> None:
+        """Store predictions of rows ``start:stop``."""
+        for stat, block in values.items():
+            self.values[stat][start:stop] = block
+        self.in_domain[start:stop] = in_domain
+        self.done += stop - start
+
+    def fail(self, error: ModelUnavailableError) -> None:
+        """Record a failed model call; the job's remaining rows are not predicted."""
+        self.error = error
+        self.taken = self.n
+
+    def predictions(self, targets: tuple[str, ...]) -> Predictions:
+        """The finished job as :class:`Predictions`.
+
+        Raises:
+            ModelUnavailableError: the model returned a non-finite number.
+        """
+        for stat, values in self.values.items():
+            bad = ~np.isfinite(values)
+            if bad.any():
+                row, col = (int(v) for v in np.argwhere(bad)[0])
+                raise ModelUnavailableError(
+                    f"the model returned a non-finite {stat} for {targets[col]} "
+                    f"(candidate {row} and {int(bad.any(axis=1).sum()) - 1} more)"
+                )
+        return Predictions(targets, in_domain=self.in_domain, **self.values)
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_model(settings: Settings) -> ServedModel:
+    """Load the model named by the settings: ``model_uri`` if set, else ``model_dir``.
+
+    Raises:
+        PoremlError: nothing loadable there (the message says what was looked for and how to
+            fix it).
+    """
+    if settings.model_uri:
+        from poreml.tracking import load_surrogate_from_uri
+
+        surrogate = load_surrogate_from_uri(settings.model_uri, settings.resolved_tracking_uri)
+        name, _, version = settings.model_uri.removeprefix("models:/").partition("/")
+        name, _, alias = name.partition("@")
+        meta = {"model_name": name, "version": version or (f"@{alias}" if alias else None)}
+        return ServedModel(surrogate, _info(surrogate, meta, source=settings.model_uri))
+    return load_model_dir(settings.model_dir)
+
+
+def load_model_dir(folder: Path) -> ServedModel:
+    """Load a saved model folder (``models/champion``): the surrogate and its metadata.
+
+    The folder holds the files of :meth:`~poreml.surrogates.base.Surrogate.save` and, when
+    written by ``poreml train``, :data:`MODEL_META_FILE` (name, version, training rows and
+    sha256). Without that file the model is served as ``unversioned`` and a warning is logged.
+
+    Raises:
+        ConfigError: the folder holds no saved surrogate, or unreadable metadata.
+    """
+    from poreml.surrogates.registry import load
+
+    folder = Path(folder)
+    if not (folder / "config.json").is_file():
+        raise ConfigError(
+            f"{folder}: no saved surrogate here (config.json missing); point POREML_MODEL_DIR "
+            "(or --model-dir) at a model folder written by `poreml train`, or set "
+            "POREML_MODEL_URI"
+        )
+    meta_path = folder / MODEL_META_FILE
+    meta: dict[str, Any] = {}
+    if meta_path.is_file():
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise ConfigError(f"{meta_path}: not readable JSON ({err}); restore the file") from err
+    else:
+        logger.warning("%s: no %s; serving the model as unversioned", folder, MODEL_META_FILE)
+    surrogate = load(folder)
+    return ServedModel(surrogate, _info(surrogate, meta, source=str(folder)))
+
+
+def served_model(model: Any, meta: Mapping[str, Any] | None = None) -> ServedModel:
+    """``model`` as a :class:`ServedModel`: returned as is, or a fitted surrogate wrapped.
+
+    Args:
+        model: a :class:`ServedModel`, or a fitted surrogate.
+        meta: metadata of a wrapped surrogate, in the form of :data:`MODEL_META_FILE`;
+            missing entries get neutral values.
+    """
+    if isinstance(model, ServedModel):
+        return model
+    return ServedModel(model, _info(model, meta or {}, source=f"in-process {type(model).__name__}"))
+
+
+def _info(surrogate: Any, meta: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """The ``GET /v1/model`` answer: trained ranges from the surrogate's fitted domain,
+    identity and training data from ``meta`` (:data:`MODEL_META_FILE` form)."""
+    from poreml.surrogates.base import LOG_FEATURES
+
+    domain = surrogate.domain_
+    ranges: dict[str, dict[str, Any]] = {}
+    for name in DESIGN_COLUMNS:
+        col = COLUMNS[name]
+        entry: dict[str, Any] = {
+            "unit": col.unit,
+            "contract_low": col.bounds[0] if col.bounds else None,
+            "contract_high": col.bounds[1] if col.bounds else None,
+            "trained_low": None,
+            "trained_high": None,
+        }
+        if name == "route":
+            entry["trained_values"] = [ROUTES[i] for i in domain.routes]
+        else:
+            lo, hi = domain.low.get(name, math.nan), domain.high.get(name, math.nan)
+            if not (math.isnan(lo) or math.isnan(hi)):
+                log = name in LOG_FEATURES  # the domain keeps log-scale columns in log10
+                entry["trained_low"] = 10.0**lo if log else lo
+                entry["trained_high"] = 10.0**hi if log else hi
+        ranges[name] = entry
+    training = meta.get("training") or {}
+    return {
+        "name": str(meta.get("model_name") or "poreml-surrogate"),
+        "version": str(meta.get("version") or "unversioned"),
+        "model_type": str(getattr(surrogate, "name", type(surrogate).__name__)),
+        "targets": list(surrogate.targets_),
+        "design_columns": ranges,
+        "training_rows": int(training.get("rows", surrogate.n_train_)),
+        "training_data_sha256": training.get("sha256"),
+        "interval_level": INTERVAL_LEVEL,
+        "source": source,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Requests
+
+
+def candidates_frame(candidates: Sequence[Any], max_candidates: int) -> pd.DataFrame:
+    """The validated candidates of a request as one DataFrame.
+
+    Args:
+        candidates: :class:`~poreml.api.schemas.DesignCandidate` objects (defaults filled).
+        max_candidates: the server's cap.
+
+    Returns:
+        Columns ``candidate_id`` (object, None where not sent) and the design columns in
+        contract order (``route`` as str, the rest float64); index ``0..n-1``.
+
+    Raises:
+        TooManyCandidatesError: more than ``max_candidates`` candidates.
+    """
+    n = len(candidates)
+    if n > max_candidates:
+        raise TooManyCandidatesError(n, max_candidates)
+    # object dtype keeps None for ids not sent (a str column would turn them into NaN).
+    data: dict[str, Any] = {
+        "candidate_id": pd.Series([c.candidate_id for c in candidates], dtype=object)
+    }
+    for name in DESIGN_COLUMNS:
+        values = [getattr(c, name) for c in candidates]
+        data[name] = values if name == "route" else np.asarray(values, dtype=np.float64)
+    return pd.DataFrame(data)
+
+
+def predict(model: ServedModel, frame: pd.DataFrame) -> tuple[pd.DataFrame, Predictions]:
+    """Predict the candidates of ``frame`` (from :func:`candidates_frame`).
+
+    Returns:
+        ``(frame, predictions)``; ``frame`` gains an ``index`` column (request position).
+    """
+    out = frame.copy()
+    out.insert(1, "index", np.arange(len(frame)))
+    return out, model.predict(frame)
+
+
+def screen(
+    model: ServedModel,
+    frame: pd.DataFrame,
+    objectives: Sequence[Objective],
+    constraints: Sequence[OutcomeConstraint],
+    top_k: int,
+) -> tuple[pd.DataFrame, Predictions]:
+    """Rank candidates by Pareto rank of the predicted means, keep the best ``top_k``.
+
+    Ranking: Pareto rank under the predicted means of the objectives (1 = front), ties broken
+    by ``probability_feasible`` (highest first), then by request order.
+
+    Args:
+        model: the served model.
+        frame: candidates from :func:`candidates_frame`.
+        objectives: at least one; each a target the model predicts.
+        constraints: outcome constraints on targets the model predicts (may be empty).
+        top_k: how many candidates to keep (all when larger than the batch).
+
+    Returns:
+        ``(frame, predictions)`` of the kept candidates, best first; ``frame`` gains ``index``,
+        ``pareto_rank`` and ``probability_feasible`` columns.
+
+    Raises:
+        InvalidRequestError: an objective or constraint names a column the model does not
+            predict.
+        ModelUnavailableError: the model failed.
+    """
+    for kind, items in (("objectives", objectives), ("constraints", constraints)):
+        for item in items:
+            if item.name not in model.targets:
+                raise InvalidRequestError(
+                    f"{kind}.{item.name}",
+                    item.name,
+                    f"a column the served model predicts: {', '.join(model.targets)}",
+                )
+    pred = model.predict(frame)
+    signed = np.column_stack([o.sign * pred.mean[:, pred.column(o.name)] for o in objectives])
+    ranks = pareto_ranks(signed, n_needed=top_k)
+    cols = [pred.column(c.name) for c in constraints]
+    p_feasible = probability_feasible(
+        pred.mean[:, cols],
+        pred.std[:, cols],
+        np.array([c.sign for c in constraints]),
+        np.array([c.bound for c in constraints]),
+    )
+    # Unranked rows (rank 0: beyond the fronts needed for top_k) sort last.
+    sort_rank = np.where(ranks > 0, ranks, np.iinfo(np.int64).max)
+    order = np.lexsort((np.arange(len(frame)), -p_feasible, sort_rank))[:top_k]
+    out = frame.iloc[order].reset_index(drop=True)
+    out.insert(1, "index", order)
+    out["pareto_rank"] = ranks[order]
+    out["probability_feasible"] = p_feasible[order]
+    kept = Predictions(
+        pred.targets,
+        pred.mean[order],
+        pred.std[order],
+        pred.lower[order],
+        pred.upper[order],
+        pred.in_domain[order],
+    )
+    return out, kept
+
+
+# --------------------------------------------------------------------------------------------
+# Answers
+
+
+def prediction_records(frame: pd.DataFrame, pred: Predictions) -> list[dict[str, Any]]:
+    """One JSON object per candidate: the columns of ``frame``, then per target
+    ``{"mean", "std", "lower", "upper"}``, then ``in_domain``.
+
+    Built column-wise (``tolist`` per column, one ``zip`` over rows), so ten thousand
+    candidates cost milliseconds.
+    """
+    columns = list(frame.columns)
+    values = [_plain_list(frame[c]) for c in columns]
+    per_target = [
+        [
+            {"mean": m, "std": s, "lower": lo, "upper": hi}
+            for m, s, lo, hi in zip(
+                pred.mean[:, j].tolist(),
+                pred.std[:, j].tolist(),
+                pred.lower[:, j].tolist(),
+                pred.upper[:, j].tolist(),
+                strict=True,
+            )
+        ]
+        for j in range(len(pred.targets))
+    ]
+    names = columns + list(pred.targets) + ["in_domain"]
+    rows = zip(*values, *per_target, pred.in_domain.tolist(), strict=True)
+    return [dict(zip(names, row, strict=True)) for row in rows]
+
+
+def predictions_csv(frame: pd.DataFrame, pred: Predictions) -> str:
+    """The same rows as CSV: ``frame``'s columns, ``in_domain``, then ``<target>_<stat>``."""
+    table = frame.copy()
+    table["in_domain"] = pred.in_domain
+    for j, t in enumerate(pred.targets):
+        for stat in _STATS:
+            table[f"{t}_{stat}"] = getattr(pred, stat)[:, j]
+    buffer = io.StringIO()
+    table.to_csv(buffer, index=False, lineterminator="\n")
+    return buffer.getvalue()
+
+
+def _plain_list(series: pd.Series) -> list[Any]:
+    """Column values as plain Python objects (numpy scalars -> int/float/str/None)."""
+    if series.dtype == object:
+        return series.tolist()
+    return series.to_numpy().tolist()

@@ -1,0 +1,98 @@
+"""The service layer: chunked and combined model calls give the surrogate's own predictions."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from poreml.api import service
+from poreml.api.errors import ModelUnavailableError
+from poreml.data.schema import DESIGN_COLUMNS
+from poreml.data.validation import validate_designs
+from poreml.surrogates import evaluation
+
+
+def design_frame(n: int, seed: int) -> pd.DataFrame:
+    """``n`` validated space-filling designs."""
+    from poreml.virtual_lab import space_filling_designs
+
+    return validate_designs(space_filling_designs(n, seed=seed))
+
+
+def assert_matches_surrogate(pred: service.Predictions, surrogate: Any, X: pd.DataFrame) -> None:
+    expected = surrogate.predict_interval(X[list(DESIGN_COLUMNS)], level=0.9)
+    for j, target in enumerate(pred.targets):
+        for stat in ("mean", "std", "lower", "upper"):
+            np.testing.assert_allclose(
+                getattr(pred, stat)[:, j], expected[target][stat].to_numpy(), rtol=1e-10
+            )
+    assert pred.in_domain.tolist() == surrogate.in_domain(X[list(DESIGN_COLUMNS)]).tolist()
+
+
+@pytest.fixture
+def counted_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Row counts of every model call made through the service."""
+    calls: list[int] = []
+    original = evaluation.prediction_table
+
+    def counting(model: Any, designs: pd.DataFrame, *args: Any, **kwargs: Any) -> Any:
+        calls.append(len(designs))
+        return original(model, designs, *args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "prediction_table", counting)
+    return calls
+
+
+def test_a_large_request_is_predicted_in_chunks_with_identical_results(
+    surrogate: Any, counted_calls: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "CHUNK_ROWS", 4)
+    X = design_frame(10, seed=2)
+    pred = service.served_model(surrogate).predict(X)
+    assert counted_calls == [4, 4, 2]
+    assert_matches_surrogate(pred, surrogate, X)
+
+
+def test_concurrent_requests_share_model_calls_and_get_their_own_rows(
+    surrogate: Any, counted_calls: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "CHUNK_ROWS", 9)
+    model = service.served_model(surrogate)
+    frames = [design_frame(1 + k % 4, seed=10 + k) for k in range(16)]
+    results: dict[int, service.Predictions] = {}
+    gate = threading.Barrier(len(frames))
+
+    def request(k: int) -> None:
+        gate.wait()
+        results[k] = model.predict(frames[k])
+
+    threads = [threading.Thread(target=request, args=(k,)) for k in range(len(frames))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert sorted(results) == list(range(len(frames)))
+    for k, frame in enumerate(frames):
+        assert_matches_surrogate(results[k], surrogate, frame)
+    assert sum(counted_calls) == sum(len(f) for f in frames)
+    assert max(counted_calls) <= 9
+    assert len(counted_calls) < len(frames)  # requests were combined
+
+
+def test_a_failed_model_call_fails_only_its_requests(
+    surrogate: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = service.served_model(surrogate)
+    original = evaluation.prediction_table
+    monkeypatch.setattr(
+        evaluation, "prediction_table", lambda *a, **k: (_ for _ in ()).throw(MemoryError("oom"))
+    )
+    with pytest.raises(ModelUnavailableError, match="MemoryError: oom"):
+        model.predict(design_frame(3, seed=1))
+    monkeypatch.setattr(evaluation, "prediction_table", original)
+    X = design_frame(3, seed=1)
+    assert_matches_surrogate(model.predict(X), surrogate, X)
