@@ -730,10 +730,58 @@ class Surrogate(BaseEstimator):
             Per target a frame with columns ``mean``, ``std``, ``lower``, ``upper`` and the
             index of ``X``.
         """
+        self._check_fitted()
+        raw = self._raw_inputs(X, source="X")
+        return self._intervals(raw, X.index, level, observation_noise)
+
+    def predict_table(
+        self,
+        X: pd.DataFrame,
+        level: float = 0.9,
+        *,
+        observation_noise: bool = True,
+        check_input: bool = True,
+    ) -> pd.DataFrame:
+        """Every target's mean, std and central interval plus the domain flag, in one pass.
+
+        The serving path (CLI ``predict``, the API, the MLflow pyfunc): inputs are checked and
+        encoded once for both the predictions and :meth:`in_domain`.
+
+        Args:
+            X: rows to predict, optional ``candidate_id``.
+            level: coverage of the central interval, in (0, 1).
+            observation_noise: as in :meth:`predict`.
+            check_input: validate ``X`` against the data contract. Pass False only for frames
+                already validated upstream (e.g. by the API's request models) that hold every
+                design column — like scikit-learn's ``check_input``, it skips the checks, not
+                the conversion.
+
+        Returns:
+            ``candidate_id`` (when given), then per target ``<target>_mean``, ``_std``,
+            ``_lower``, ``_upper``, then ``in_domain`` (bool); the index of ``X``.
+        """
+        self._check_fitted()
+        raw = self._raw_inputs(X, source="X") if check_input else self._tensors_from_valid(X)
+        intervals = self._intervals(raw, X.index, level, observation_noise)
+        columns: dict[str, Any] = {}
+        if "candidate_id" in X.columns:
+            columns["candidate_id"] = X["candidate_id"].astype(str).to_numpy()
+        for target, frame in intervals.items():
+            for stat in ("mean", "std", "lower", "upper"):
+                columns[f"{target}_{stat}"] = frame[stat].to_numpy(dtype=float)
+        columns["in_domain"] = self.domain_.contains(raw, self.encoder_)
+        return pd.DataFrame(columns, index=X.index)
+
+    def _intervals(
+        self,
+        raw: Mapping[str, Tensor],
+        index: pd.Index,
+        level: float,
+        observation_noise: bool,
+    ) -> dict[str, pd.DataFrame]:
         if not 0.0 < level < 1.0:
             raise ConfigError(f"level: expected a number in (0, 1) (got {level!r})")
-        self._check_fitted()
-        features = self.encoder_.transform(self._raw_inputs(X, source="X"))
+        features = self.encoder_.transform(raw)
         with torch.no_grad():
             mu, sd = self._predict_moments(features, observation_noise)
             mean, std = self.target_scaler_.moments(mu, sd)
@@ -749,7 +797,7 @@ class Surrogate(BaseEstimator):
                     "lower": lower[:, j].numpy(),
                     "upper": upper[:, j].numpy(),
                 },
-                index=X.index,
+                index=index,
             )
             out[t] = frame
         return out
@@ -894,6 +942,21 @@ class Surrogate(BaseEstimator):
                 raw[name] = torch.tensor(codes.to_numpy(dtype="float64", na_value=np.nan))
             else:
                 values = frame[name].to_numpy(dtype="float64", na_value=np.nan)
+                raw[name] = torch.tensor(values, dtype=_DTYPE)
+        return raw
+
+    def _tensors_from_valid(self, X: pd.DataFrame) -> dict[str, Tensor]:
+        """Input tensors of a frame already validated upstream (no contract checks)."""
+        n = len(X)
+        raw: dict[str, Tensor] = {}
+        for name in FEATURE_SETS[self.feature_set]:
+            if name not in X.columns:
+                raw[name] = torch.full((n,), math.nan, dtype=_DTYPE)
+            elif name == "route":
+                codes = X[name].map({r: float(i) for i, r in enumerate(ROUTES)})
+                raw[name] = torch.tensor(codes.to_numpy(dtype="float64", na_value=np.nan))
+            else:
+                values = X[name].to_numpy(dtype="float64", na_value=np.nan)
                 raw[name] = torch.tensor(values, dtype=_DTYPE)
         return raw
 

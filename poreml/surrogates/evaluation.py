@@ -293,15 +293,7 @@ def prediction_table(
         ``<target>_mean``, ``<target>_std``, ``<target>_lower``, ``<target>_upper``, then
         ``in_domain`` (bool); the index of ``designs``.
     """
-    intervals = model.predict_interval(designs, level=level, observation_noise=observation_noise)
-    out = pd.DataFrame(index=designs.index)
-    if "candidate_id" in designs.columns:
-        out["candidate_id"] = designs["candidate_id"].astype(str)
-    for target, frame in intervals.items():
-        for stat in ("mean", "std", "lower", "upper"):
-            out[f"{target}_{stat}"] = frame[stat].to_numpy(dtype=float)
-    out["in_domain"] = np.asarray(model.in_domain(designs), dtype=bool)
-    return out
+    return model.predict_table(designs, level=level, observation_noise=observation_noise)
 
 
 def _fold_predictions(

@@ -13,7 +13,6 @@ from poreml.api import service
 from poreml.api.errors import ModelUnavailableError
 from poreml.data.schema import DESIGN_COLUMNS
 from poreml.data.validation import validate_designs
-from poreml.surrogates import evaluation
 
 
 def design_frame(n: int, seed: int) -> pd.DataFrame:
@@ -34,16 +33,16 @@ def assert_matches_surrogate(pred: service.Predictions, surrogate: Any, X: pd.Da
 
 
 @pytest.fixture
-def counted_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+def counted_calls(surrogate: Any, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Row counts of every model call made through the service."""
     calls: list[int] = []
-    original = evaluation.prediction_table
+    original = surrogate.predict_table
 
-    def counting(model: Any, designs: pd.DataFrame, *args: Any, **kwargs: Any) -> Any:
+    def counting(designs: pd.DataFrame, *args: Any, **kwargs: Any) -> Any:
         calls.append(len(designs))
-        return original(model, designs, *args, **kwargs)
+        return original(designs, *args, **kwargs)
 
-    monkeypatch.setattr(evaluation, "prediction_table", counting)
+    monkeypatch.setattr(surrogate, "predict_table", counting)
     return calls
 
 
@@ -87,12 +86,11 @@ def test_a_failed_model_call_fails_only_its_requests(
     surrogate: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     model = service.served_model(surrogate)
-    original = evaluation.prediction_table
     monkeypatch.setattr(
-        evaluation, "prediction_table", lambda *a, **k: (_ for _ in ()).throw(MemoryError("oom"))
+        surrogate, "predict_table", lambda *a, **k: (_ for _ in ()).throw(MemoryError("oom"))
     )
     with pytest.raises(ModelUnavailableError, match="MemoryError: oom"):
         model.predict(design_frame(3, seed=1))
-    monkeypatch.setattr(evaluation, "prediction_table", original)
+    monkeypatch.undo()
     X = design_frame(3, seed=1)
     assert_matches_surrogate(model.predict(X), surrogate, X)
