@@ -11,8 +11,11 @@ import sys
 
 import typer
 
+from poreml.cli import campaign as campaign_cli
 from poreml.cli import data as data_cli
 from poreml.cli import lab as lab_cli
+from poreml.cli import models as models_cli
+from poreml.cli import serve as serve_cli
 from poreml.exceptions import PoremlError
 
 app = typer.Typer(
@@ -24,6 +27,11 @@ app = typer.Typer(
 )
 app.add_typer(data_cli.app, name="data", help="Build and validate the curated dataset.")
 app.add_typer(lab_cli.app, name="lab", help="The physics-based virtual lab.")
+app.add_typer(
+    campaign_cli.app, name="campaign", help="Multi-objective campaigns: ask/tell with the lab."
+)
+models_cli.register(app)
+serve_cli.register(app)
 
 EXIT_BAD_INPUT = 2
 

@@ -1,0 +1,512 @@
+"""Benchmark of the campaign optimiser against Sobol and Optuna samplers on the virtual lab.
+
+Problem: the contract's example campaign (``experiments/campaign_td_vs_buffering.toml``):
+maximise tap density, minimise particle expansion, subject to ICE >= 80 %, R500 >= 80 %,
+Q_rev >= 1000 mAh/g, porosity * (1 - closed_pore_fraction) <= 0.6 and a successful synthesis.
+
+Tasks: the virtual lab's ``baseline`` scenario with the default constants and with randomised
+constants (instance seeds 1, 2, 3; spec section 7). Each strategy gets the same budget: 8 initial
+points then 10 batches of 4 (48 evaluations), noisy measurements (the lab's noise seed depends on
+task seed and round only, so every strategy sees the same noise stream).
+
+Strategies: ``poreml`` (the campaign: physics-informed GP, qLogNEHVI, feasibility model),
+``sobol`` (the campaign's constraint-respecting Sobol sequence, all 48 points), and Optuna's
+``NSGAIISampler`` (population 8), ``TPESampler`` (multivariate, constant liar, 8 start-up
+trials) and ``GPSampler`` (8 start-up trials), all multi-objective with ``constraints_func``
+(outcome constraints, parameter constraint and synthesis failure as constraint values). Optuna
+proposes with the ask-and-tell interface, 4 trials per batch.
+
+Score of a strategy after n evaluations: hypervolume of the NOISE-FREE values of the designs it
+chose (only successful syntheses meeting every constraint count) divided by the hypervolume of
+a dense reference front of the same task (2**20 Sobol designs through the noise-free lab,
+cached under ``experiments/results/campaign_reference_<task>.json``). The reference point is the
+objective thresholds (TD 0.3 g/cm3, expansion 150 %).
+
+Outputs: one JSON per (task, strategy, seed) under ``experiments/results/campaign_runs/``
+(existing ones are reused, so an interrupted run resumes and several processes can share the
+work), then ``experiments/results/campaign_benchmark.json`` / ``.md`` (median scores at 24, 32 and
+48 evaluations, median wall time of one model-based ``suggest`` of 4) and
+``campaign_benchmark.png`` (median score against evaluations).
+
+Usage::
+
+    python experiments/bench_campaign.py                 # full: 4 tasks x 5 strategies x 5 seeds
+    python experiments/bench_campaign.py --quick         # 2 tasks x 2 seeds, small reference
+    python experiments/bench_campaign.py --jobs 2 --strategies poreml,sobol --seeds 0,1
+    python experiments/bench_campaign.py --report-only   # aggregate what exists
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script from a checkout
+    sys.path.insert(0, str(ROOT))
+
+CONFIG = ROOT / "experiments" / "campaign_td_vs_buffering.toml"
+RESULTS = ROOT / "experiments" / "results"
+RUNS = RESULTS / "campaign_runs"
+
+TASKS: dict[str, int | None] = {
+    "baseline": None,
+    "instance-1": 1,
+    "instance-2": 2,
+    "instance-3": 3,
+}
+STRATEGIES: tuple[str, ...] = ("poreml", "sobol", "optuna-nsga2", "optuna-tpe", "optuna-gp")
+CHECKPOINTS: tuple[int, ...] = (24, 32, 48)
+INITIAL = 8
+BATCH = 4
+REFERENCE_LOG2 = 20
+QUICK_REFERENCE_LOG2 = 16
+
+
+# -- problem --------------------------------------------------------------------------------------
+def _config() -> Any:
+    from poreml.design.config import CampaignConfig
+
+    return CampaignConfig.from_toml(CONFIG)
+
+
+def _lab(task: str) -> Any:
+    from poreml.virtual_lab import VirtualLab
+
+    return VirtualLab("baseline", TASKS[task])
+
+
+def eligible_values(designs: pd.DataFrame, task: str) -> tuple[np.ndarray, np.ndarray]:
+    """Noise-free objective values (TD, expansion) and the eligibility of each design.
+
+    Args:
+        designs: design columns (contract names), one row per design.
+        task: task name.
+
+    Returns:
+        ``(Y, ok)``: ``Y`` of shape ``(n, 2)`` in original units, ``ok`` boolean ``(n,)``:
+        successful synthesis, every outcome and parameter constraint met.
+    """
+    cfg = _config()
+    space = cfg.search_space()
+    truth = _lab(task).evaluate(designs[list(_design_columns())])
+    ok = truth["feasible"].to_numpy(dtype=bool) & space.contains(designs, atol=1e-9)
+    for c in cfg.outcome_constraints:
+        ok &= np.asarray(c.is_satisfied(truth[c.name].to_numpy(dtype=float)), dtype=bool)
+    Y = truth[[o.name for o in cfg.objectives]].to_numpy(dtype=float)
+    return Y, ok
+
+
+def _design_columns() -> tuple[str, ...]:
+    from poreml.data.schema import DESIGN_COLUMNS
+
+    return DESIGN_COLUMNS
+
+
+def hv_of(Y: np.ndarray, ok: np.ndarray) -> float:
+    """Hypervolume of the eligible rows of ``Y`` (TD max, expansion min) at the thresholds."""
+    from poreml.optimize.pareto import hypervolume
+
+    cfg = _config()
+    signs = np.array([o.sign for o in cfg.objectives])
+    ref = [o.maximization_threshold for o in cfg.objectives]
+    return hypervolume((Y * signs)[ok], ref) if ok.any() else 0.0
+
+
+# -- reference front ------------------------------------------------------------------------------
+def reference(task: str, log2_n: int) -> dict[str, Any]:
+    """Dense reference front of ``task`` from ``2**log2_n`` Sobol designs (cached).
+
+    Designs: the campaign's parameters (route uniform, pore and Si size log-uniform), the
+    parameter constraint applied, through the noise-free lab with the numpy physics.
+    """
+    path = RESULTS / f"campaign_reference_{task}_2e{log2_n}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    import torch
+
+    from poreml.optimize.models import make_decoder
+    from poreml.optimize.pareto import pareto_mask
+    from poreml.virtual_lab.physics import simulate
+
+    cfg = _config()
+    space = cfg.search_space()
+    decode = make_decoder(space)
+    params = _lab(task).params
+    engine = torch.quasirandom.SobolEngine(space.dim, scramble=True, seed=12345)
+    n_total, chunk = 2**log2_n, 2**16
+    signs = np.array([o.sign for o in cfg.objectives])
+    front_Y = np.zeros((0, 2))
+    front_X: list[dict[str, Any]] = []
+    kept = 0
+    t0 = time.perf_counter()
+    for _ in range(n_total // chunk):
+        U = engine.draw(chunk, dtype=torch.double)
+        k = len(space.categories.get("route", ())) or 1
+        U[:, space.categorical_dims] = torch.floor(U[:, space.categorical_dims] * k).clamp(
+            max=k - 1
+        )
+        U = U[(space.evaluate_constraints(U) >= 0).all(dim=-1)]
+        values = {name: v.numpy() for name, v in decode(U).items()}
+        values["route"] = values["route"].astype(int)
+        out = simulate(values, params)
+        ok = np.asarray(out["feasible"], dtype=bool)
+        for c in cfg.outcome_constraints:
+            ok &= np.asarray(c.is_satisfied(np.asarray(out[c.name])), dtype=bool)
+        kept += int(ok.sum())
+        Y = np.stack([np.asarray(out[o.name]) for o in cfg.objectives], axis=-1)[ok]
+        rows = [{n: float(v[i]) for n, v in values.items()} for i in np.flatnonzero(ok)]
+        allY = np.concatenate([front_Y, Y])
+        allX = front_X + rows
+        mask = pareto_mask(allY * signs)
+        front_Y = allY[mask]
+        front_X = [x for x, m in zip(allX, mask, strict=True) if m]
+    result = {
+        "task": task,
+        "instance_seed": TASKS[task],
+        "n_designs": n_total,
+        "n_kept": kept,
+        "front_size": len(front_Y),
+        "hypervolume": hv_of(front_Y, np.ones(len(front_Y), dtype=bool)),
+        "front": front_Y.tolist(),
+        "front_designs": front_X,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1))
+    return result
+
+
+# -- strategies -----------------------------------------------------------------------------------
+def _noise_seed(seed: int, k: int) -> int:
+    return 10_000 * seed + k
+
+
+def run_campaign(task: str, seed: int, budget: int, *, model: bool, quick: bool) -> dict:
+    """The poreml campaign (``model=True``) or its Sobol sequence alone."""
+    import dataclasses
+
+    from poreml.optimize.acquisition import AcquisitionSettings
+    from poreml.optimize.campaign import Campaign
+
+    cfg = dataclasses.replace(_config(), seed=seed, initial_points=INITIAL if model else 10**6)
+    settings = AcquisitionSettings.fast() if quick else AcquisitionSettings()
+    campaign = Campaign(cfg, settings=settings)
+    lab = _lab(task)
+    designs: list[pd.DataFrame] = []
+    suggest_s: list[dict[str, float]] = []
+    n_rounds = math.ceil(budget / BATCH)
+    for k in range(1, n_rounds + 1):
+        n_obs = campaign.n_observations
+        t0 = time.perf_counter()
+        batch = campaign.ask(BATCH)
+        dt = time.perf_counter() - t0
+        if campaign.history.iloc[-1]["strategy"] != "sobol":
+            suggest_s.append({"n_observations": n_obs, "seconds": dt})
+        campaign.tell(lab.measure(batch, seed=_noise_seed(seed, k)))
+        designs.append(batch[list(_design_columns())])
+    return {"designs": pd.concat(designs, ignore_index=True), "suggest": suggest_s}
+
+
+def run_optuna(task: str, seed: int, budget: int, sampler_name: str) -> dict:
+    """An Optuna sampler, multi-objective with constraints, batches of 4 via ask-and-tell."""
+    import optuna
+
+    from poreml.design.parameters import CategoricalParameter, ContinuousParameter
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    # constraints_func is deprecated in Optuna 5 in favour of Trial.set_constraint; it still
+    # works, and it is the interface every sampler here shares.
+    warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
+    cfg = _config()
+    space = cfg.search_space()
+    lab = _lab(task)
+
+    def constraints(trial: optuna.trial.FrozenTrial) -> Sequence[float]:
+        return trial.user_attrs["constraints"]
+
+    if sampler_name == "optuna-nsga2":
+        sampler: optuna.samplers.BaseSampler = optuna.samplers.NSGAIISampler(
+            population_size=INITIAL, seed=seed, constraints_func=constraints
+        )
+    elif sampler_name == "optuna-tpe":
+        sampler = optuna.samplers.TPESampler(
+            n_startup_trials=INITIAL,
+            seed=seed,
+            multivariate=True,
+            constant_liar=True,
+            constraints_func=constraints,
+        )
+    elif sampler_name == "optuna-gp":
+        sampler = optuna.samplers.GPSampler(
+            n_startup_trials=INITIAL, seed=seed, constraints_func=constraints
+        )
+    else:
+        raise ValueError(sampler_name)
+    study = optuna.create_study(directions=[o.direction for o in cfg.objectives], sampler=sampler)
+    dists: dict[str, optuna.distributions.BaseDistribution] = {}
+    for p in space.parameters:
+        if isinstance(p, ContinuousParameter):
+            dists[p.name] = optuna.distributions.FloatDistribution(
+                p.bounds[0], p.bounds[1], log=p.scale == "log"
+            )
+        elif isinstance(p, CategoricalParameter) and len(p.values) > 1:
+            dists[p.name] = optuna.distributions.CategoricalDistribution(list(p.values))
+    fixed = space.fixed_values
+    designs: list[pd.DataFrame] = []
+    k = 0
+    while sum(len(d) for d in designs) < budget:
+        k += 1
+        trials = [study.ask(dists) for _ in range(BATCH)]
+        rows = [{**fixed, **t.params} for t in trials]
+        batch = pd.DataFrame(rows)[list(_design_columns())]
+        batch.insert(0, "candidate_id", [f"T{t.number:04d}" for t in trials])
+        res = lab.measure(batch, seed=_noise_seed(seed, k))
+        slack = space.evaluate_constraints(space.to_tensor(batch))  # (4, c), >= 0 is feasible
+        param_violation = (-slack.min(dim=-1).values).tolist() if slack.shape[-1] else [0.0] * 4
+        for i, (t, (_, r)) in enumerate(zip(trials, res.iterrows(), strict=True)):
+            # Optuna: constraint values <= 0 are satisfied
+            cons = [float(-c.margin(r[c.name])) for c in cfg.outcome_constraints]
+            cons.append(float(param_violation[i]))
+            cons.append(0.0 if bool(r["feasible"]) else 1.0)
+            t.set_user_attr("constraints", cons)
+            study.tell(t, [float(r[o.name]) for o in cfg.objectives])
+        designs.append(batch[list(_design_columns())])
+    return {"designs": pd.concat(designs, ignore_index=True), "suggest": []}
+
+
+def run_one(task: str, strategy: str, seed: int, budget: int, quick: bool) -> dict[str, Any]:
+    """Run one (task, strategy, seed) and score it; the result is a JSON-ready dict."""
+    import torch
+
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    if strategy in ("poreml", "sobol"):
+        out = run_campaign(task, seed, budget, model=strategy == "poreml", quick=quick)
+    else:
+        out = run_optuna(task, seed, budget, strategy)
+    designs = out["designs"].iloc[:budget].reset_index(drop=True)
+    Y, ok = eligible_values(designs, task)
+    steps = list(range(INITIAL, budget + 1, BATCH))
+    hv = {str(n): hv_of(Y[:n], ok[:n]) for n in steps}
+    return {
+        "task": task,
+        "strategy": strategy,
+        "seed": seed,
+        "budget": budget,
+        "quick": quick,
+        "hypervolume": hv,
+        "n_eligible": int(ok.sum()),
+        "suggest": out["suggest"],
+        "wall_seconds": round(time.perf_counter() - t0, 1),
+        "designs": designs.to_dict("records"),
+    }
+
+
+def _run_path(task: str, strategy: str, seed: int, quick: bool) -> Path:
+    return RUNS / ("quick" if quick else "full") / task / strategy / f"seed{seed}.json"
+
+
+def _job(task: str, strategy: str, seed: int, budget: int, quick: bool) -> str:
+    path = _run_path(task, strategy, seed, quick)
+    if path.is_file():
+        return f"{path} (cached)"
+    try:
+        result = run_one(task, strategy, seed, budget, quick)
+    except Exception:  # report and go on with the other jobs
+        import traceback
+
+        return f"FAILED {task} {strategy} seed {seed}:\n{traceback.format_exc()}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=1))
+    tmp.replace(path)
+    return f"{path} ({result['wall_seconds']} s)"
+
+
+# -- report ---------------------------------------------------------------------------------------
+def aggregate(
+    tasks: Sequence[str], strategies: Sequence[str], quick: bool, ref_log2: int
+) -> dict[str, Any]:
+    """Median scores per (task, strategy, evaluations) and the suggest timing."""
+    out: dict[str, Any] = {"tasks": {}, "suggest_seconds": None, "runs": 0, "quick": quick}
+    suggest: list[float] = []
+    for task in tasks:
+        ref = reference(task, ref_log2)
+        entry: dict[str, Any] = {
+            "reference_hypervolume": ref["hypervolume"],
+            "reference_designs": ref["n_designs"],
+            "reference_front_size": ref["front_size"],
+            "strategies": {},
+        }
+        for strategy in strategies:
+            runs = sorted((RUNS / ("quick" if quick else "full") / task / strategy).glob("*.json"))
+            data = [json.loads(p.read_text()) for p in runs]
+            if not data:
+                continue
+            out["runs"] += len(data)
+            steps = sorted({int(n) for d in data for n in d["hypervolume"]})
+            curve = {
+                str(n): statistics.median(
+                    d["hypervolume"][str(n)] / ref["hypervolume"]
+                    for d in data
+                    if str(n) in d["hypervolume"]
+                )
+                for n in steps
+            }
+            entry["strategies"][strategy] = {
+                "seeds": [d["seed"] for d in data],
+                "median_score": curve,
+                "scores_at_48": [
+                    d["hypervolume"].get("48", float("nan")) / ref["hypervolume"] for d in data
+                ],
+                "median_wall_seconds": statistics.median(d["wall_seconds"] for d in data),
+            }
+            if strategy == "poreml":
+                suggest += [
+                    s["seconds"] for d in data for s in d["suggest"] if s["n_observations"] <= 60
+                ]
+        out["tasks"][task] = entry
+    if suggest:
+        out["suggest_seconds"] = {
+            "median": statistics.median(suggest),
+            "max": max(suggest),
+            "n": len(suggest),
+        }
+    return out
+
+
+def write_report(summary: dict[str, Any], strategies: Sequence[str]) -> None:
+    """``campaign_benchmark.{json,md,png}``."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "campaign_benchmark.json").write_text(json.dumps(summary, indent=2) + "\n")
+    lines = [
+        "# Campaign benchmark",
+        "",
+        "Score = hypervolume of the noise-free values of the chosen designs (successful, meeting "
+        "every constraint) / hypervolume of the dense reference front of the task. Median over "
+        "seeds. Budget: 8 initial + batches of 4. Generated by `experiments/bench_campaign.py`"
+        + (" --quick" if summary["quick"] else "")
+        + ".",
+        "",
+        "| task | ref HV | strategy | seeds | @24 | @32 | @48 | median wall s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for task, entry in summary["tasks"].items():
+        for strategy in strategies:
+            s = entry["strategies"].get(strategy)
+            if s is None:
+                continue
+            cells = [f"{s['median_score'].get(str(n), float('nan')):.3f}" for n in CHECKPOINTS]
+            lines.append(
+                f"| {task} | {entry['reference_hypervolume']:.1f} | {strategy} | "
+                f"{len(s['seeds'])} | " + " | ".join(cells) + f" | {s['median_wall_seconds']} |"
+            )
+    t = summary.get("suggest_seconds")
+    lines += [
+        "",
+        "Wall time of one model-based `suggest` of 4 with <= 60 observations (poreml): "
+        + (f"median {t['median']:.1f} s, max {t['max']:.1f} s over {t['n']} calls" if t else "n/a")
+        + f" on this machine ({os.cpu_count()} CPUs, shared).",
+        "",
+    ]
+    (RESULTS / "campaign_benchmark.md").write_text("\n".join(lines))
+    _plot(summary, strategies)
+
+
+def _plot(summary: dict[str, Any], strategies: Sequence[str]) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    tasks = list(summary["tasks"])
+    if not tasks:
+        return
+    fig = Figure(figsize=(4.2 * len(tasks), 3.6), dpi=110)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(tasks), squeeze=False)[0]
+    for ax, task in zip(axes, tasks, strict=True):
+        for strategy in strategies:
+            s = summary["tasks"][task]["strategies"].get(strategy)
+            if s is None:
+                continue
+            xs = sorted(int(n) for n in s["median_score"])
+            ax.plot(xs, [s["median_score"][str(n)] for n in xs], marker="o", ms=3, label=strategy)
+        ax.set_title(task)
+        ax.set_xlabel("evaluations")
+        ax.set_ylim(0, 1.05)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("median HV / reference HV")
+    axes[-1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(RESULTS / "campaign_benchmark.png")
+
+
+# -- main -----------------------------------------------------------------------------------------
+def _parse_list(text: str, allowed: Sequence[str]) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [t for t in items if t not in allowed]
+    if bad:
+        raise SystemExit(f"unknown {bad}; choose from {', '.join(allowed)}")
+    return items
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command-line entry point (see the module doc)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="2 tasks x 2 seeds, small settings")
+    parser.add_argument("--tasks", default=None, help="comma list of " + ", ".join(TASKS))
+    parser.add_argument("--strategies", default=",".join(STRATEGIES))
+    parser.add_argument("--seeds", default=None, help="comma list of integers (default 0-4)")
+    parser.add_argument("--budget", type=int, default=48)
+    parser.add_argument("--jobs", type=int, default=1, help="parallel processes")
+    parser.add_argument("--report-only", action="store_true", help="aggregate existing runs")
+    args = parser.parse_args(argv)
+    tasks = (
+        _parse_list(args.tasks, list(TASKS))
+        if args.tasks
+        else (["baseline", "instance-1"] if args.quick else list(TASKS))
+    )
+    strategies = _parse_list(args.strategies, STRATEGIES)
+    seeds = (
+        [int(s) for s in args.seeds.split(",")]
+        if args.seeds
+        else ([0, 1] if args.quick else [0, 1, 2, 3, 4])
+    )
+    ref_log2 = QUICK_REFERENCE_LOG2 if args.quick else REFERENCE_LOG2
+    for task in tasks:
+        ref = reference(task, ref_log2)
+        print(
+            f"reference {task}: HV {ref['hypervolume']:.2f} ({ref['front_size']} front points)",
+            flush=True,
+        )
+    if not args.report_only:
+        jobs = [(t, s, k) for k in seeds for t in tasks for s in strategies]
+        run: Callable[..., str] = _job
+        if args.jobs > 1:
+            with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+                futures = [pool.submit(run, t, s, k, args.budget, args.quick) for t, s, k in jobs]
+                for f in as_completed(futures):
+                    print(f.result(), flush=True)
+        else:
+            for t, s, k in jobs:
+                print(run(t, s, k, args.budget, args.quick), flush=True)
+    summary = aggregate(tasks, strategies, args.quick, ref_log2)
+    write_report(summary, strategies)
+    print((RESULTS / "campaign_benchmark.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

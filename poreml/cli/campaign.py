@@ -1,0 +1,306 @@
+"""``poreml campaign``: multi-objective optimisation campaigns on the command line.
+
+Commands (CONTRACT.md §2):
+
+* ``init DIR --config FILE.toml``: create a campaign in DIR (never overwrites one);
+* ``suggest DIR --batch N [--out FILE.csv]``: propose N candidates (CSV with ``candidate_id``,
+  every design column and ``predicted_*`` columns) and record them as pending;
+* ``observe DIR FILE.csv``: record results (``candidate_id`` + any measured columns; unknown
+  ids are outside data and need every design column);
+* ``status DIR [--json]``: observations, pending candidates, hypervolume and Pareto front;
+* ``export DIR --out FILE.csv``: every observation with its design and measured columns;
+* ``run DIR --oracle virtual-lab --rounds N [--scenario NAME] [--seed N]``: closed loop
+  against the virtual lab, with a progress bar.
+
+Rounds are logged to MLflow (``POREML_TRACKING_URI``, default the SQLite store under
+``POREML_HOME``) unless ``--no-tracking`` is given; tracking is a side channel and never stops a
+command. Bad input raises :class:`~poreml.exceptions.PoremlError` subclasses, which
+``poreml.cli.main`` turns into a one-paragraph message and exit code 2. Heavy modules (torch,
+BoTorch, MLflow) are imported inside the commands so that ``poreml --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from poreml.exceptions import ConfigError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from rich.table import Table
+
+    from poreml.optimize.campaign import Campaign
+    from poreml.tracking.base import Tracker
+
+app = typer.Typer(
+    help="Multi-objective Bayesian-optimisation campaigns (ask / tell, closed loop).",
+    no_args_is_help=True,
+)
+
+ORACLES: tuple[str, ...] = ("virtual-lab",)
+"""Oracles ``poreml campaign run`` can measure with."""
+
+_DIR_HELP = "Campaign directory (made by `poreml campaign init`)."
+_TRACKING_HELP = "Do not log to MLflow (tracking is a side channel; the campaign is unaffected)."
+_LOCK_HELP = "Seconds to wait for another poreml command working on the same campaign."
+
+
+def _tracker(no_tracking: bool) -> Tracker | None:
+    if no_tracking:
+        return None
+    from poreml.tracking.mlflow_tracker import CAMPAIGN_EXPERIMENT, MlflowTracker
+
+    return MlflowTracker(CAMPAIGN_EXPERIMENT)
+
+
+def _load(directory: Path, no_tracking: bool, lock_timeout: float) -> Campaign:
+    from poreml.optimize.campaign import Campaign
+
+    return Campaign.load(directory, tracker=_tracker(no_tracking), lock_timeout=lock_timeout)
+
+
+@app.command("init")
+def init_cmd(
+    directory: Path = typer.Argument(..., help="Directory to create the campaign in."),
+    config: Path = typer.Option(
+        ..., "--config", "-c", help="Campaign TOML file (CONTRACT.md §3); copied into DIR."
+    ),
+    num_restarts: int | None = typer.Option(
+        None, "--num-restarts", min=1, help="Acquisition starting points refined per candidate."
+    ),
+    raw_samples: int | None = typer.Option(
+        None, "--raw-samples", min=2, help="Sobol points scored to pick the starting points."
+    ),
+    mc_samples: int | None = typer.Option(
+        None, "--mc-samples", min=1, help="QMC posterior samples of the acquisition function."
+    ),
+    fast: bool = typer.Option(
+        False, "--fast", help="Small acquisition settings (quick looks and tests)."
+    ),
+    no_tracking: bool = typer.Option(False, "--no-tracking", help=_TRACKING_HELP),
+    lock_timeout: float = typer.Option(60.0, "--lock-timeout", min=0.0, help=_LOCK_HELP),
+) -> None:
+    """Create a campaign in DIR from FILE.toml (refuses to overwrite an existing campaign)."""
+    from poreml.optimize.acquisition import AcquisitionSettings
+    from poreml.optimize.campaign import Campaign
+
+    settings = AcquisitionSettings.fast() if fast else AcquisitionSettings()
+    changes = {
+        k: v
+        for k, v in {
+            "num_restarts": num_restarts,
+            "raw_samples": raw_samples,
+            "mc_samples": mc_samples,
+        }.items()
+        if v is not None
+    }
+    if changes:
+        settings = settings.replace(**changes)
+    campaign = Campaign.create(
+        directory,
+        config,
+        settings=settings,
+        tracker=_tracker(no_tracking),
+        lock_timeout=lock_timeout,
+    )
+    cfg = campaign.config
+    objectives = ", ".join(f"{o.direction} {o.name}" for o in cfg.objectives)
+    typer.echo(
+        f"{directory}: campaign {cfg.name!r} created ({objectives}; batch {cfg.batch_size}, "
+        f"{cfg.initial_points} space-filling points first). Next: poreml campaign suggest "
+        f"{directory} --batch {cfg.batch_size}"
+    )
+
+
+@app.command("suggest")
+def suggest_cmd(
+    directory: Path = typer.Argument(..., help=_DIR_HELP),
+    batch: int | None = typer.Option(
+        None, "--batch", "-n", min=1, max=1000, help="Number of candidates (default: config)."
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Write the CSV here instead of printing it."
+    ),
+    no_tracking: bool = typer.Option(False, "--no-tracking", help=_TRACKING_HELP),
+    lock_timeout: float = typer.Option(60.0, "--lock-timeout", min=0.0, help=_LOCK_HELP),
+) -> None:
+    """Propose candidates and record them as pending; prints (or writes) them as CSV."""
+    from poreml.data.io import write_csv
+
+    campaign = _load(directory, no_tracking, lock_timeout)
+    proposals = campaign.ask(batch)
+    if out is None:
+        typer.echo(proposals.to_csv(index=False, lineterminator="\n"), nl=False)
+        return
+    write_csv(proposals, out)
+    strategy = campaign.history.iloc[-1]["strategy"]
+    typer.echo(
+        f"{out}: {len(proposals)} candidates ({strategy}) recorded as pending in {directory}; "
+        f"measure them, then run: poreml campaign observe {directory} RESULTS.csv"
+    )
+
+
+@app.command("observe")
+def observe_cmd(
+    directory: Path = typer.Argument(..., help=_DIR_HELP),
+    results: Path = typer.Argument(
+        ...,
+        help="CSV: candidate_id + any measured columns (+ feasible); blank cells = not "
+        "measured; unknown ids need every design column (outside data).",
+    ),
+    no_tracking: bool = typer.Option(False, "--no-tracking", help=_TRACKING_HELP),
+    lock_timeout: float = typer.Option(60.0, "--lock-timeout", min=0.0, help=_LOCK_HELP),
+) -> None:
+    """Record measured results; re-sending identical results changes nothing."""
+    from poreml.data.io import read_csv
+
+    frame = read_csv(results)
+    campaign = _load(directory, no_tracking, lock_timeout)
+    summary = campaign.tell(frame, source=str(results))
+    if not summary.changed:
+        typer.echo(f"{results}: nothing new ({len(summary.unchanged)} rows already recorded).")
+        return
+    typer.echo(
+        f"{results}: {len(summary.new)} new observations ({len(summary.outside)} outside data), "
+        f"{len(summary.updated)} updated, {len(summary.unchanged)} unchanged; "
+        f"{campaign.n_observations} observations, {campaign.n_pending} pending, "
+        f"hypervolume {campaign.hypervolume():.4g}."
+    )
+
+
+@app.command("status")
+def status_cmd(
+    directory: Path = typer.Argument(..., help=_DIR_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    lock_timeout: float = typer.Option(60.0, "--lock-timeout", min=0.0, help=_LOCK_HELP),
+) -> None:
+    """Observations, pending candidates, hypervolume and the observed Pareto front."""
+    campaign = _load(directory, True, lock_timeout)
+    status = campaign.status()
+    if as_json:
+        typer.echo(json.dumps(status, allow_nan=False))
+        return
+    from rich.console import Console
+
+    console = Console()
+    console.print(
+        f"[bold]{status['name']}[/bold] ({directory}): {status['n_observations']} observations "
+        f"({status['n_failed']} failed syntheses), {status['n_pending']} pending, "
+        f"{status['n_rounds']} rounds; next proposals: {status['next_strategy']}"
+    )
+    ref = ", ".join(f"{k} {v:g}" for k, v in status["reference_point"].items())
+    console.print(f"hypervolume {status['hypervolume']:.4g} (reference point: {ref})")
+    console.print(_front_table(campaign.pareto_front(), campaign))
+
+
+@app.command("export")
+def export_cmd(
+    directory: Path = typer.Argument(..., help=_DIR_HELP),
+    out: Path = typer.Option(..., "--out", "-o", help="CSV file to write."),
+    lock_timeout: float = typer.Option(60.0, "--lock-timeout", min=0.0, help=_LOCK_HELP),
+) -> None:
+    """Write every observation: candidate_id, design columns, measured columns, feasible."""
+    from poreml.data.io import write_csv
+
+    campaign = _load(directory, True, lock_timeout)
+    table = campaign.export()
+    write_csv(table, out)
+    typer.echo(f"{out}: {len(table)} observations exported.")
+
+
+@app.command("run")
+def run_cmd(
+    directory: Path = typer.Argument(..., help=_DIR_HELP),
+    oracle: str = typer.Option(..., "--oracle", help="What measures the candidates: virtual-lab."),
+    rounds: int = typer.Option(
+        ..., "--rounds", min=1, help="Number of ask / measure / tell rounds."
+    ),
+    scenario: str = typer.Option(
+        "baseline", "--scenario", help="Virtual-lab scenario (`poreml lab scenarios`)."
+    ),
+    seed: int = typer.Option(0, "--seed", min=0, help="Noise seed of the virtual lab."),
+    instance_seed: int | None = typer.Option(
+        None, "--instance-seed", min=0, help="Randomised instance of the virtual lab (spec §7)."
+    ),
+    batch: int | None = typer.Option(
+        None, "--batch", "-n", min=1, max=1000, help="Candidates per round (default: config)."
+    ),
+    no_tracking: bool = typer.Option(False, "--no-tracking", help=_TRACKING_HELP),
+    lock_timeout: float = typer.Option(60.0, "--lock-timeout", min=0.0, help=_LOCK_HELP),
+) -> None:
+    """Closed loop against the virtual lab: ask a batch, measure it (noisy, seeded), tell."""
+    if oracle not in ORACLES:
+        raise ConfigError(
+            f"--oracle: expected one of {', '.join(ORACLES)}, got {oracle!r}. Fix: use "
+            "--oracle virtual-lab (or run suggest / observe with your own lab)."
+        )
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from poreml.virtual_lab import VirtualLab
+
+    lab = VirtualLab(scenario, instance_seed)
+    campaign = _load(directory, no_tracking, lock_timeout)
+    console = Console()
+
+    def measure(candidates: pd.DataFrame, k: int) -> pd.DataFrame:
+        return lab.measure(candidates, seed=seed * 100_003 + k, noise=True)
+
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} rounds"),
+        TextColumn("HV {task.fields[hv]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        task = progress.add_task(campaign.config.name, total=rounds, hv="-")
+
+        def advance(k: int, results: pd.DataFrame, summary: Any) -> None:
+            progress.update(task, advance=1, hv=f"{campaign.hypervolume():.4g}")
+
+        campaign.run(measure, rounds, batch_size=batch, on_round=advance)
+
+    console.print(
+        f"{campaign.n_observations} observations; hypervolume {campaign.hypervolume():.4g}"
+    )
+    console.print(_front_table(campaign.pareto_front(), campaign))
+    if not no_tracking:
+        from poreml.settings import get_settings
+
+        uri = get_settings().resolved_tracking_uri
+        typer.echo(f"MLflow tracking URI: {uri} (experiment 'poreml-campaigns')")
+        typer.echo("Browse the rounds with: poreml ui")
+    typer.echo(f"Plots: {directory / 'reports'}")
+
+
+def _front_table(front: pd.DataFrame, campaign: Campaign) -> Table:
+    """A rich table of the front: id, route, objectives, constrained outcomes, key design."""
+    from rich.table import Table
+
+    cfg = campaign.config
+    table = Table(title=f"Pareto front ({len(front)} designs)")
+    outcome_cols = list(cfg.outcome_names)
+    design_cols = [n for n in campaign.space.feature_names if n != "route" and n in front]
+    cols = ["candidate_id", "route", *outcome_cols, *design_cols]
+    for c in cols:  # spaces let rich wrap long headers in narrow terminals
+        table.add_column(
+            c.replace("_", " "), justify="left" if c in ("candidate_id", "route") else "right"
+        )
+    for _, row in front.iterrows():
+        table.add_row(*(_cell(row.get(c)) for c in cols))
+    return table
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

@@ -1,0 +1,194 @@
+"""`poreml campaign`: init / suggest / observe / status / export / run, as a lab would use them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from poreml.cli.campaign import app
+from poreml.data.schema import DESIGN_COLUMNS, MEASURED_COLUMNS
+from poreml.exceptions import CampaignError, ConfigError, ConflictError, DataValidationError
+from poreml.virtual_lab import VirtualLab
+
+runner = CliRunner()
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = REPO / "experiments" / "campaign_td_vs_buffering.toml"
+
+
+def _ok(args: list[str]) -> str:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result.output
+
+
+def _init(tmp_path: Path, initial_points: int | None = None) -> Path:
+    config = CONFIG
+    if initial_points is not None:
+        text = CONFIG.read_text().replace(
+            "initial_points = 8", f"initial_points = {initial_points}"
+        )
+        config = tmp_path / "campaign.toml"
+        config.write_text(text)
+    directory = tmp_path / "camp"
+    _ok(["init", str(directory), "--config", str(config), "--fast", "--no-tracking"])
+    return directory
+
+
+def _lab(proposals: Path, out: Path, seed: int) -> None:
+    """The outside oracle: reads the proposal CSV, writes a results CSV."""
+    designs = pd.read_csv(proposals)
+    VirtualLab().measure(designs[["candidate_id", *DESIGN_COLUMNS]], seed=seed).to_csv(
+        out, index=False
+    )
+
+
+def test_scripted_lab_loop_with_suggest_observe_status_export(tmp_path: Path) -> None:
+    directory = _init(tmp_path)
+    for k in range(3):
+        proposals = tmp_path / f"round{k}.csv"
+        results = tmp_path / f"results{k}.csv"
+        out = _ok(
+            ["suggest", str(directory), "--batch", "4", "--out", str(proposals), "--no-tracking"]
+        )
+        assert "recorded as pending" in out
+        frame = pd.read_csv(proposals)
+        assert list(frame.columns[:10]) == ["candidate_id", *DESIGN_COLUMNS]
+        assert (frame["porosity"] * (1 - frame["closed_pore_fraction"]) <= 0.6).all()
+        if k == 2:  # model-based round
+            assert "predicted_tap_density_g_cm3_mean" in frame.columns
+        _lab(proposals, results, seed=k)
+        _ok(["observe", str(directory), str(results), "--no-tracking"])
+        # re-sending the same file is a no-op
+        assert "nothing new" in _ok(["observe", str(directory), str(results), "--no-tracking"])
+    status = json.loads(_ok(["status", str(directory), "--json"]))
+    assert status["n_observations"] == 12
+    assert status["n_pending"] == 0
+    assert isinstance(status["hypervolume"], float)
+    assert isinstance(status["pareto_front"], list)
+    for row in status["pareto_front"]:
+        assert row["feasible"] is not False
+        assert {"candidate_id", "tap_density_g_cm3", "expansion_pct"} <= set(row)
+    human = _ok(["status", str(directory)])
+    assert "Pareto front" in human and "hypervolume" in human
+    _ok(["export", str(directory), "--out", str(tmp_path / "export.csv")])
+    exported = pd.read_csv(tmp_path / "export.csv")
+    assert len(exported) == 12
+    assert list(exported.columns) == [
+        "candidate_id",
+        *DESIGN_COLUMNS,
+        *MEASURED_COLUMNS,
+        "feasible",
+    ]
+
+
+def test_suggest_prints_csv_without_out(tmp_path: Path) -> None:
+    directory = _init(tmp_path)
+    out = _ok(["suggest", str(directory), "--batch", "2", "--no-tracking"])
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("candidate_id,route,pore_size_nm")
+    assert len(lines) == 3
+
+
+def test_init_refuses_an_existing_campaign(tmp_path: Path) -> None:
+    directory = _init(tmp_path)
+    result = runner.invoke(app, ["init", str(directory), "--config", str(CONFIG)])
+    assert isinstance(result.exception, CampaignError)
+    assert "already exists" in str(result.exception)
+
+
+def test_bad_config_is_a_config_error_naming_the_key(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(CONFIG.read_text().replace("batch_size = 4", "batch_size = 0"))
+    result = runner.invoke(app, ["init", str(tmp_path / "c"), "--config", str(bad)])
+    assert isinstance(result.exception, ConfigError)
+    assert "campaign.batch_size" in str(result.exception)
+
+
+def test_observe_reports_bad_cells_and_conflicts(tmp_path: Path) -> None:
+    directory = _init(tmp_path)
+    proposals = tmp_path / "p.csv"
+    _ok(["suggest", str(directory), "--batch", "2", "--out", str(proposals), "--no-tracking"])
+    ids = pd.read_csv(proposals)["candidate_id"].tolist()
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"candidate_id,ice_pct\n{ids[0]},NaN\n{ids[1]},180\n")
+    result = runner.invoke(app, ["observe", str(directory), str(bad), "--no-tracking"])
+    assert isinstance(result.exception, DataValidationError)
+    assert "row 1" in str(result.exception) and "row 2" in str(result.exception)
+    good = tmp_path / "good.csv"
+    good.write_text(f"candidate_id,ice_pct\n{ids[0]},85\n")
+    _ok(["observe", str(directory), str(good), "--no-tracking"])
+    other = tmp_path / "other.csv"
+    other.write_text(f"candidate_id,ice_pct\n{ids[0]},86\n")
+    result = runner.invoke(app, ["observe", str(directory), str(other), "--no-tracking"])
+    assert isinstance(result.exception, ConflictError)
+    assert ids[0] in str(result.exception) and "85.0" in str(result.exception)
+
+
+def test_unknown_oracle_is_rejected(tmp_path: Path) -> None:
+    directory = _init(tmp_path)
+    result = runner.invoke(app, ["run", str(directory), "--oracle", "robot", "--rounds", "1"])
+    assert isinstance(result.exception, ConfigError)
+
+
+def test_closed_loop_run_logs_rounds_to_mlflow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = tmp_path / "mlruns.db"
+    monkeypatch.setenv("POREML_TRACKING_URI", f"sqlite:///{store}")
+    monkeypatch.setenv("POREML_ARTIFACT_LOCATION", (tmp_path / "artifacts").as_uri())
+    monkeypatch.setenv("POREML_HOME", str(tmp_path / "home"))
+    directory = tmp_path / "camp"
+    _ok(["init", str(directory), "--config", str(CONFIG), "--fast"])
+    out = _ok(["run", str(directory), "--oracle", "virtual-lab", "--rounds", "3", "--seed", "3"])
+    assert "Pareto front" in out and "poreml ui" in out and str(store) in out
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{store}")
+    exp = client.get_experiment_by_name("poreml-campaigns")
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("poreml.kind") == "campaign"]
+    assert len(parents) == 1
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    kinds = sorted(r.data.tags["poreml.kind"] for r in children)
+    assert kinds == ["campaign-observe"] * 3 + ["campaign-round"] * 3
+    rounds = sorted(
+        (r for r in children if r.data.tags["poreml.kind"] == "campaign-round"),
+        key=lambda r: r.info.run_name,
+    )
+    artifacts = {a.path for a in client.list_artifacts(rounds[0].info.run_id)}
+    assert {"proposals.csv", "pareto.png", "hypervolume.png", "state.json"} <= artifacts
+    model_round = rounds[-1]  # 8 observations: the first model-based round
+    assert {"predicted_front.csv", "proposals.csv"} <= {
+        a.path for a in client.list_artifacts(model_round.info.run_id)
+    }
+    assert "model.tap_density_g_cm3.rmse_in_sample" in model_round.data.metrics
+    assert (directory / "reports" / "pareto.png").is_file()
+
+
+def test_errors_exit_with_code_2_and_a_message_through_the_console_script(tmp_path: Path) -> None:
+    code = (
+        "import sys, typer\n"
+        "from poreml.cli import main\n"
+        "from poreml.cli import app as root\n"
+        "from poreml.cli.campaign import app\n"
+        "if not any(g.name == 'campaign' for g in root.registered_groups):\n"
+        "    root.add_typer(app, name='campaign')\n"
+        "main(sys.argv[1:])\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "campaign", "status", str(tmp_path / "nothing")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert proc.returncode == 2
+    assert "no campaign here" in proc.stderr
+    assert "Traceback" not in proc.stderr

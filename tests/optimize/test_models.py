@@ -1,0 +1,94 @@
+"""The campaign model: decoding, one-hot GPs, feasibility output, outcome sources."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from poreml.data.schema import CONTINUOUS_DESIGN_COLUMNS, ROUTES
+from poreml.design.config import CampaignConfig
+from poreml.exceptions import OptimizationError
+from poreml.optimize.campaign import Campaign
+from poreml.optimize.models import (
+    FEASIBLE_OUTPUT,
+    fit_campaign_model,
+    fit_native_gp,
+    make_decoder,
+)
+from poreml.virtual_lab import VirtualLab
+
+CONFIG = "experiments/campaign_td_vs_buffering.toml"
+
+
+@pytest.fixture(scope="module")
+def config() -> CampaignConfig:
+    return CampaignConfig.from_toml(CONFIG)
+
+
+def test_decoder_matches_the_search_space_transform(config: CampaignConfig) -> None:
+    space = config.search_space()
+    X = space.sample_tensor(16, seed=3)
+    decoded = make_decoder(space)(X.unsqueeze(0))  # b x q x d → b x q
+    frame = space.from_tensor(X)
+    for name in CONTINUOUS_DESIGN_COLUMNS:
+        np.testing.assert_allclose(decoded[name][0].numpy(), frame[name].to_numpy(), rtol=1e-9)
+    codes = decoded["route"][0].long().tolist()
+    assert [ROUTES[c] for c in codes] == frame["route"].tolist()
+
+
+def test_decoder_is_differentiable_in_the_continuous_columns(config: CampaignConfig) -> None:
+    space = config.search_space()
+    X = space.sample_tensor(2, seed=0).requires_grad_(True)
+    out = make_decoder(space)(X)
+    out["pore_size_nm"].sum().backward()
+    assert X.grad is not None and X.grad.abs().sum() > 0
+
+
+def test_native_gp_handles_categories_and_predicts_in_units() -> None:
+    gen = torch.Generator().manual_seed(0)
+    X = torch.rand(12, 3, generator=gen, dtype=torch.double)
+    X[:, 2] = torch.arange(12) % 3
+    y = (10.0 * X[:, :1] + 5.0 * X[:, 2:3]).double()
+    model = fit_native_gp(X, y, [2], [3], seed=0)
+    mean = model.posterior(X.unsqueeze(-2)).mean.squeeze()
+    assert torch.allclose(mean, y.squeeze(), atol=1.0)
+
+
+def _observations(config: CampaignConfig, n: int = 12) -> pd.DataFrame:
+    c = Campaign(dataclasses.replace(config, initial_points=100))
+    c.tell(VirtualLab().measure(c.ask(n), seed=1))
+    return c.observations
+
+
+def test_campaign_model_has_a_feasibility_output_after_failures(config: CampaignConfig) -> None:
+    obs = _observations(config)
+    assert obs["feasible"].eq(False).any() and obs["feasible"].eq(True).any()
+    fitted = fit_campaign_model(obs, config.search_space(), config.outcome_names)
+    assert fitted.outcome_names == (*config.outcome_names, FEASIBLE_OUTPUT)
+    assert fitted.sources["tap_density_g_cm3"] == "surrogate:gp"
+    assert fitted.sources[FEASIBLE_OUTPUT] == "feasibility-gp"
+    X = config.search_space().to_tensor(obs)
+    mean, std = fitted.predict(X)
+    assert mean.shape == std.shape == (len(obs), len(fitted.outcome_names))
+    p = mean[:, fitted.feasibility_index].numpy()
+    made = obs["feasible"].to_numpy(dtype=bool)
+    assert p[made].mean() > p[~made].mean()  # the feasibility model separates its labels
+    assert fitted.diagnostics["tap_density_g_cm3.r2_in_sample"] > 0.5
+
+
+def test_outcomes_the_surrogate_lacks_get_a_native_gp(config: CampaignConfig) -> None:
+    obs = _observations(config)
+    outcomes = ("tap_density_g_cm3", "strain_buffering")
+    fitted = fit_campaign_model(obs, config.search_space(), outcomes)
+    assert fitted.sources["strain_buffering"] == "native-gp"
+
+
+def test_too_few_measurements_is_an_optimization_error(config: CampaignConfig) -> None:
+    obs = _observations(config, n=4)
+    obs["ice_pct"] = np.nan
+    with pytest.raises(OptimizationError, match="too few"):
+        fit_campaign_model(obs, config.search_space(), config.outcome_names)
