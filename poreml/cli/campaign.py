@@ -32,7 +32,7 @@ from poreml.exceptions import ConfigError
 
 if TYPE_CHECKING:
     import pandas as pd
-    from rich.table import Table
+    from rich.console import Group
 
     from poreml.optimize.campaign import Campaign
     from poreml.tracking.base import Tracker
@@ -280,22 +280,58 @@ def run_cmd(
     typer.echo(f"Plots: {directory / 'reports'}")
 
 
-def _front_table(front: pd.DataFrame, campaign: Campaign) -> Table:
-    """A rich table of the front: id, route, objectives, constrained outcomes, key design."""
+_SHORT = {
+    "candidate_id": "id",
+    "tap_density_g_cm3": "TD g/cm³",
+    "ssa_m2_g": "SSA m²/g",
+    "specific_capacity_mah_g": "Q mAh/g",
+    "ice_pct": "ICE %",
+    "retention_pct": "R500 %",
+    "expansion_pct": "exp %",
+    "electrode_swelling_pct": "swell %",
+    "volumetric_capacity_mah_cm3": "Cvol",
+    "strain_buffering": "S",
+    "electrolyte_uptake_ul_mg": "µL/mg",
+    "pore_size_nm": "pore nm",
+    "porosity": "φ",
+    "closed_pore_fraction": "closed",
+    "carbon_wt_pct": "C wt%",
+    "si_domain_nm": "Si nm",
+    "shell_nm": "shell nm",
+    "d50_um": "d50 µm",
+    "graphitic_fraction": "graphitic",
+}
+
+
+def _front_table(front: pd.DataFrame, campaign: Campaign) -> Group:
+    """Rich tables of the front: outcomes (id, route, objectives, constrained outcomes) and,
+    below, the free design columns; short unit-bearing headers keep them readable at 80
+    columns."""
+    from rich.console import Group
     from rich.table import Table
 
     cfg = campaign.config
-    table = Table(title=f"Pareto front ({len(front)} designs)")
-    outcome_cols = list(cfg.outcome_names)
+    first = cfg.objectives[0]
+    if first.name in front:
+        front = front.sort_values(first.name, ascending=first.direction == "minimize")
+    outcome_cols = ["candidate_id", "route", *cfg.outcome_names]
     design_cols = [n for n in campaign.space.feature_names if n != "route" and n in front]
-    cols = ["candidate_id", "route", *outcome_cols, *design_cols]
-    for c in cols:  # spaces let rich wrap long headers in narrow terminals
-        table.add_column(
-            c.replace("_", " "), justify="left" if c in ("candidate_id", "route") else "right"
-        )
-    for _, row in front.iterrows():
-        table.add_row(*(_cell(row.get(c)) for c in cols))
-    return table
+    tables = []
+    for title, cols in (
+        (f"Pareto front ({len(front)} designs): outcomes", outcome_cols),
+        ("Pareto front: design", ["candidate_id", *design_cols]),
+    ):
+        table = Table(title=title, header_style="bold")
+        for c in cols:
+            table.add_column(
+                _SHORT.get(c, c),
+                justify="left" if c in ("candidate_id", "route") else "right",
+                no_wrap=True,
+            )
+        for _, row in front.iterrows():
+            table.add_row(*(_cell(row.get(c)) for c in cols))
+        tables.append(table)
+    return Group(*tables)
 
 
 def _cell(value: Any) -> str:
