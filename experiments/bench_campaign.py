@@ -9,8 +9,10 @@ constants (instance seeds 1, 2, 3; spec section 7). Each strategy gets the same 
 points then 10 batches of 4 (48 evaluations), noisy measurements (the lab's noise seed depends on
 task seed and round only, so every strategy sees the same noise stream).
 
-Strategies: ``poreml`` (the campaign: physics-informed GP, qLogNEHVI, feasibility model),
-``sobol`` (the campaign's constraint-respecting Sobol sequence, all 48 points), and Optuna's
+Strategies: ``poreml`` (the campaign with its default settings: physics-informed GP,
+qLogNEHVI, feasibility model with the route-window prior), ``poreml-noprior`` (ablation: the
+feasibility model learns from the success labels alone), ``sobol`` (the campaign's
+constraint-respecting Sobol sequence, all 48 points), and Optuna's
 ``NSGAIISampler`` (population 8), ``TPESampler`` (multivariate, constant liar, 8 start-up
 trials) and ``GPSampler`` (8 start-up trials), all multi-objective with ``constraints_func``
 (outcome constraints, parameter constraint and synthesis failure as constraint values). Optuna
@@ -68,7 +70,14 @@ TASKS: dict[str, int | None] = {
     "instance-2": 2,
     "instance-3": 3,
 }
-STRATEGIES: tuple[str, ...] = ("poreml", "sobol", "optuna-nsga2", "optuna-tpe", "optuna-gp")
+STRATEGIES: tuple[str, ...] = (
+    "poreml",
+    "poreml-noprior",
+    "sobol",
+    "optuna-nsga2",
+    "optuna-tpe",
+    "optuna-gp",
+)
 CHECKPOINTS: tuple[int, ...] = (24, 32, 48)
 INITIAL = 8
 BATCH = 4
@@ -195,7 +204,9 @@ def _noise_seed(seed: int, k: int) -> int:
     return 10_000 * seed + k
 
 
-def run_campaign(task: str, seed: int, budget: int, *, model: bool, quick: bool) -> dict:
+def run_campaign(
+    task: str, seed: int, budget: int, *, model: bool, quick: bool, feasibility_prior: str
+) -> dict:
     """The poreml campaign (``model=True``) or its Sobol sequence alone."""
     import dataclasses
 
@@ -204,6 +215,7 @@ def run_campaign(task: str, seed: int, budget: int, *, model: bool, quick: bool)
 
     cfg = dataclasses.replace(_config(), seed=seed, initial_points=INITIAL if model else 10**6)
     settings = AcquisitionSettings.fast() if quick else AcquisitionSettings()
+    settings = settings.replace(feasibility_prior=feasibility_prior)
     campaign = Campaign(cfg, settings=settings)
     lab = _lab(task)
     designs: list[pd.DataFrame] = []
@@ -294,8 +306,15 @@ def run_one(task: str, strategy: str, seed: int, budget: int, quick: bool) -> di
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    if strategy in ("poreml", "sobol"):
-        out = run_campaign(task, seed, budget, model=strategy == "poreml", quick=quick)
+    if strategy in ("poreml", "poreml-noprior", "sobol"):
+        out = run_campaign(
+            task,
+            seed,
+            budget,
+            model=strategy != "sobol",
+            quick=quick,
+            feasibility_prior="none" if strategy == "poreml-noprior" else "physics",
+        )
     else:
         out = run_optuna(task, seed, budget, strategy)
     designs = out["designs"].iloc[:budget].reset_index(drop=True)

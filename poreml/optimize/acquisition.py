@@ -122,7 +122,7 @@ class AcquisitionSettings:
     predicted_front_points: int = 4096
     torch_threads: int = 1
     use_failed_measurements: bool = True
-    feasibility_prior: str = "none"
+    feasibility_prior: str = "physics"
 
     def __post_init__(self) -> None:
         as_int(self.num_restarts, "settings.num_restarts", minimum=1, maximum=256)

@@ -649,10 +649,17 @@ class Campaign:
         if len(obs) < self._config.initial_points:
             reason = f"{len(obs)} of {self._config.initial_points} initial observations"
             return self._sobol(state, n, reason)
+        from gpytorch.utils.warnings import NumericalWarning
+
         from poreml.optimize.models import InsufficientDataError
 
         try:
-            return self._model_based(state, obs, n, seed)
+            with warnings.catch_warnings():
+                # Expected, harmless, and not actionable for a campaign user: variances rounded
+                # up from -1e-12, and BoTorch's hint for ParEGO before any feasible observation.
+                warnings.simplefilter("ignore", NumericalWarning)
+                warnings.filterwarnings("ignore", message="When all training points are infeas")
+                return self._model_based(state, obs, n, seed)
         except InsufficientDataError as err:
             return self._sobol(state, n, f"space-filling fallback: {err}")
 

@@ -198,34 +198,55 @@ class OneHotInputModel(Model):
 class PhysicsPriorFeasibilityModel(Model):
     """Probability of a successful synthesis: a physics prior plus a learned GP correction.
 
-    Posterior mean ``prior(x) + r(x)`` where ``prior(x)`` is 1 when the virtual lab's route
-    windows (spec section 2.2, :func:`poreml.virtual_lab.physics.feasibility`) can make the
-    requested design and 0 otherwise, and ``r`` is a GP (:func:`fit_native_gp`) fitted on the
-    residuals ``label - prior`` of the observed outcomes; its variance is the GP's. Where the
-    windows are right the residuals are zero and the prior decides; where a real route behaves
+    Posterior mean ``prior(x) + r(x)``. The prior is the virtual lab's route windows (spec
+    section 2.2) made continuous: ``exp(-v(x) / tau)`` where ``v`` is how far the requested
+    design lies outside the window of its route (``|ln d'/d| + |ln t'/t| + |w'_C - w_C|``
+    with the realised values d', t', w'_C of :func:`poreml.virtual_lab.physics.simulate`, plus
+    the transcription porosity excess over its limit), so it is 1 inside the window and decays
+    over a few percent outside, with a gradient that points back inside (a 0/1 step would stall
+    the gradient-based acquisition optimiser). ``r`` is a GP (:func:`fit_native_gp`) fitted on
+    the residuals ``label - prior`` of the observations; its variance is the GP's. Where the
+    windows are right the residuals vanish and the prior decides; where a real route behaves
     differently the residual GP moves the probability toward the observations.
 
     Args:
         residual: the fitted residual GP (one output) on the encoded space.
         decode: encoded tensor → design tensors (:func:`make_decoder`).
         params: virtual-lab parameters whose route windows form the prior.
+        tau: decay length of the prior outside the windows (log-size units).
     """
 
     def __init__(
-        self, residual: Model, decode: Callable[[Tensor], dict[str, Tensor]], params: Any
+        self,
+        residual: Model | None,
+        decode: Callable[[Tensor], dict[str, Tensor]],
+        params: Any,
+        tau: float = 0.02,
     ) -> None:
         super().__init__()
         self.residual = residual
         self.decode = decode
         self.params = params
+        self.tau = float(tau)
 
     def prior(self, X: Tensor) -> Tensor:
-        """Prior success label (0.0 / 1.0) of encoded points ``(..., d)`` → ``(...)``."""
-        from poreml.virtual_lab.physics import feasibility
+        """Prior success probability of encoded points ``(..., d)`` → ``(...)``
+        (differentiable in the continuous columns)."""
+        from poreml.virtual_lab.physics import simulate
 
-        design = self.decode(X.detach())
-        design["route"] = design["route"].long()
-        return torch.as_tensor(feasibility(design, self.params)).to(X)
+        design = self.decode(X)
+        route = design["route"].detach().long()
+        inputs = {**design, "route": route}
+        out = simulate(inputs, self.params, extra=True)
+        d, t = design["pore_size_nm"], design["si_domain_nm"]
+        phi_max = torch.tensor(self.params.windows.phi_feasible_max, dtype=X.dtype)[route]
+        excess = (
+            (torch.log(out["pore_size_nm_eff"]) - torch.log(d)).abs()
+            + (torch.log(out["si_domain_nm_eff"]) - torch.log(t)).abs()
+            + (out["carbon_wt_pct_eff"] - design["carbon_wt_pct"]).abs() / 100.0
+            + torch.relu(design["porosity"] - phi_max)
+        )
+        return torch.exp(-excess / self.tau)
 
     @property
     def num_outputs(self) -> int:
@@ -249,6 +270,7 @@ class PhysicsPriorFeasibilityModel(Model):
         from botorch.posteriors import GPyTorchPosterior
         from gpytorch.distributions import MultivariateNormal
 
+        assert self.residual is not None, "fit the residual GP first"
         post = self.residual.posterior(X, observation_noise=observation_noise)
         mvn = post.distribution
         shifted = MultivariateNormal(mvn.mean + self.prior(X), mvn.lazy_covariance_matrix)
@@ -349,7 +371,7 @@ def fit_campaign_model(
     seed: int = 0,
     surrogate_params: dict[str, Any] | None = None,
     use_failed: bool = True,
-    feasibility_prior: str = "none",
+    feasibility_prior: str = "physics",
 ) -> CampaignModel:
     """Fit the campaign model (module doc) on the observations.
 
@@ -435,8 +457,9 @@ def fit_campaign_model(
     if feasibility_prior == "physics" and Xf is not None and labels.size >= MIN_ROWS:
         from poreml.virtual_lab.params import lab_params
 
-        feas = PhysicsPriorFeasibilityModel(None, decode, lab_params())  # type: ignore[arg-type]
-        resid = torch.as_tensor(labels, dtype=torch.double) - feas.prior(Xf)
+        feas = PhysicsPriorFeasibilityModel(None, decode, lab_params())
+        with torch.no_grad():
+            resid = torch.as_tensor(labels, dtype=torch.double) - feas.prior(Xf)
         feas.residual = fit_native_gp(Xf, resid.unsqueeze(-1), cat_dims, n_cats, seed + 997)
         models.append(feas)
         order.append(FEASIBLE_OUTPUT)

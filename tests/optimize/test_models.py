@@ -67,7 +67,9 @@ def _observations(config: CampaignConfig, n: int = 12) -> pd.DataFrame:
 def test_campaign_model_has_a_feasibility_output_after_failures(config: CampaignConfig) -> None:
     obs = _observations(config)
     assert obs["feasible"].eq(False).any() and obs["feasible"].eq(True).any()
-    fitted = fit_campaign_model(obs, config.search_space(), config.outcome_names)
+    fitted = fit_campaign_model(
+        obs, config.search_space(), config.outcome_names, feasibility_prior="none"
+    )
     assert fitted.outcome_names == (*config.outcome_names, FEASIBLE_OUTPUT)
     assert fitted.sources["tap_density_g_cm3"] == "surrogate:gp"
     assert fitted.sources[FEASIBLE_OUTPUT] == "feasibility-gp"
@@ -92,3 +94,19 @@ def test_too_few_measurements_is_an_optimization_error(config: CampaignConfig) -
     obs["ice_pct"] = np.nan
     with pytest.raises(OptimizationError, match="too few"):
         fit_campaign_model(obs, config.search_space(), config.outcome_names)
+
+
+def test_physics_prior_feasibility_follows_the_route_windows(config: CampaignConfig) -> None:
+    space = config.search_space()
+    obs = _observations(config, n=4)
+    fitted = fit_campaign_model(obs, space, config.outcome_names)  # default: physics prior
+    assert fitted.sources[FEASIBLE_OUTPUT] == "feasibility-gp+physics-prior"
+    X = space.sample_tensor(256, seed=7)
+    truth = VirtualLab().evaluate(space.from_tensor(X))["feasible"].to_numpy(dtype=bool)
+    p = fitted.predict(X)[0][:, fitted.feasibility_index].numpy()
+    assert (p[truth] > 0.5).mean() > 0.9
+    assert (p[~truth] < 0.5).mean() > 0.9
+    X.requires_grad_(True)  # the prior is continuous and differentiable
+    model = fitted.model.models[-1]  # the feasibility model comes last
+    model.prior(X).sum().backward()
+    assert torch.isfinite(X.grad).all()
