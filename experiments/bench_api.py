@@ -1,4 +1,4 @@
-"""Benchmark of the prediction API (issue 5): latency under load and 100,000-candidate screens.
+"""Benchmark of the prediction API: latency under load and 100,000-candidate screens.
 
 For each model (the shipped champion, and a cheap ``ridge`` reference that shows what the API
 layer itself costs):
@@ -338,7 +338,7 @@ def machine() -> dict[str, Any]:
 def markdown(report: dict[str, Any]) -> str:
     """The report as a markdown page."""
     lines = [
-        "# API benchmark (issue 5)",
+        "# API benchmark",
         "",
         f"Command: `{report['command']}`  ",
         f"Machine: {report['machine']['cpu_count']} CPUs, {report['machine']['platform']}, "
@@ -379,8 +379,9 @@ def markdown(report: dict[str, Any]) -> str:
     lines += [
         "",
         "Where a single-candidate predict spends its time, in process (mean ms; "
-        "`model_predict` = the surrogate's `predict_interval` + `in_domain`, each of which "
-        "re-validates its input):",
+        "`model_predict` = the served model's one pass: the surrogate's `predict_table` on a "
+        "frame the request model already validated; the two `surrogate_*` rows time the "
+        "surrogate's own entry points, which validate their input again, for comparison):",
         "",
         "| model | " + " | ".join(steps) + " |",
         "| --- | " + " | ".join("---" for _ in steps) + " |",
