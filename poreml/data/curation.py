@@ -6,7 +6,7 @@ Three raw files, each an immutable transcription (never edited; corrections live
   recovered from the garbled text copy; ids ``T1-01`` … ``T1-17`` (the row printed split over
   two text lines is ``T1-12a`` / ``T1-12b``).
 * ``seed_materials.csv`` — every other material of both seed reviews with numbers for our
-  columns, one row per material and test with a verbatim quote; ids ``SM-01`` … ``SM-35``.
+  columns, one row per material and test with a verbatim quote; ids ``SM-01`` … ``SM-37``.
 * ``literature_si_c.csv`` — the hand-compiled literature table (byte copy of
   ``shared/data/literature_si_c.csv``); ids ``SIC001`` … ``SIC058``.
 
@@ -16,6 +16,33 @@ raw row (sources are never merged), converts units only where the unit is certai
 every source's synthesis class onto the contract ``route`` (documented below and in
 ``datasets/README.md``). Output is deterministic: rows sorted by ``id``, fixed float format,
 ``\\n`` line endings.
+
+Cycle counts (one meaning per column):
+
+* ``retention_cycles`` is the cycle count at which ``retention_pct`` was read, and only that: it
+  is filled only next to a stored retention and never defaulted (a retention without a count
+  keeps a blank count, noted);
+* ``capacity_cycle`` is the cycle at which the stored specific or areal capacity was read, where
+  the source says so: seed-text rows whose count comes without a retention, literature rows whose
+  capacity basis is "capacity after cycling", and :data:`TABLE1_CAPACITY_CYCLES`;
+* a count that is neither (SIC021: length of the test; SIC026: cycle of a capacity kept in the
+  notes) stays in ``notes`` only.
+
+Material key: ``material_id`` is shared by every row of one material (grouped CV groups by it).
+Rule (:func:`material_id`): seed rows → ``seed<NNN>-ref<N>`` from the review and the reference
+number that opens ``reference`` (so differently spelled references to one paper agree); literature
+rows → ``doi-<slug of the DOI>``, else ``lit-<row id>``. :data:`MATERIAL_OVERRIDES` give their own
+key to rows about a different material of the same paper (a precursor, a benchmark). Rows about
+the same particles tested differently (another cell, binder, electrolyte, loading or a graphite
+blend) keep the paper's key.
+
+Areal-only statements: a statement whose only number in our columns is an areal capacity gets a
+row like any other (SM-15, SM-36, SM-37), noted in the row.
+
+Si domain size: where a literature row states a Si crystallite, grain or domain size in its free
+text, :data:`LITERATURE_SI_DOMAIN` reads it into ``si_domain_nm`` (same parsing as a cell: a range
+→ midpoint, a bound or an out-of-range value → nothing stored), with a note per row. Other sizes
+(Si nanoparticles, shells) are not read from free text.
 
 Route taxonomy (the contract follows seed review 001):
 
@@ -44,6 +71,7 @@ import pandas as pd
 from poreml.data.io import DataFileError, read_csv, write_text
 from poreml.data.schema import (
     COLUMNS,
+    CONTINUOUS_DESIGN_COLUMNS,
     DESIGN_COLUMNS,
     MEASURED_COLUMNS,
     PROVENANCE_COLUMNS,
@@ -95,6 +123,17 @@ TEXT_COLUMNS: tuple[str, ...] = tuple(
 )
 """Free-text and categorical output columns (written as text)."""
 NUMERIC_COLUMNS: tuple[str, ...] = tuple(c for c in OUTPUT_COLUMNS if c not in TEXT_COLUMNS)
+INT_COLUMNS: tuple[str, ...] = tuple(c for c in OUTPUT_COLUMNS if COLUMNS[c].dtype == "int")
+"""Whole-number columns (cycle counts), written without a decimal point."""
+
+STRUCTURE_COLUMNS: tuple[str, ...] = (
+    *CONTINUOUS_DESIGN_COLUMNS,
+    "tap_density_g_cm3",
+    "ssa_m2_g",
+)
+"""Structure descriptors counted per row by :func:`descriptor_table`: the continuous design
+columns plus the two measured powder descriptors (TD, SSA) that the surrogates' ``descriptors``
+feature set also takes as inputs."""
 
 CELL_TYPES: tuple[str, ...] = ("half", "full", "unknown")
 EXPANSION_KINDS: tuple[str, ...] = ("particle", "electrode")
@@ -197,7 +236,7 @@ SEED_LOW_CONFIDENCE: dict[str, str] = {
 LITERATURE_CAPACITY_BASIS: dict[str, str] = {
     **{f"SIC{i:03d}": "first reversible capacity (review-table Qr1)" for i in range(39, 53)},
     **{
-        rid: "capacity after cycling (cycle number in retention_cycles or notes)"
+        rid: "capacity after cycling (cycle number in capacity_cycle)"
         for rid in (
             "SIC007",
             "SIC009",
@@ -217,7 +256,7 @@ LITERATURE_CAPACITY_BASIS: dict[str, str] = {
             "SIC058",
         )
     },
-    "SIC054": "capacity after cycling (cycle number in retention_cycles); per Si mass",
+    "SIC054": "capacity after cycling (cycle number in capacity_cycle); per Si mass",
     "SIC021": "initial discharge capacity",
     "SIC024": "rate-test capacity",
     "SIC004": "per total electrode mass",
@@ -236,6 +275,64 @@ LITERATURE_CELL_TYPES: dict[str, tuple[str, str]] = {
     "SIC018": ("full", "cell_type: 110 Ah full cells"),
 }
 """Literature rows whose source states the cell type (all others: unknown)."""
+
+AFTER_CYCLING = "capacity after cycling"
+"""Start of the capacity basis of literature rows whose capacity was read after cycling."""
+
+TABLE1_CAPACITY_CYCLES: dict[str, str] = {
+    "T1-06": "line 60 restates the capacity as '1480 mA h g−1 for 700 cycles'",
+}
+"""Table 1 rows whose count (retention not stored) is the cycle of the capacity → why."""
+
+LITERATURE_CAPACITY_CYCLES_IN_NOTES: dict[str, tuple[int, str]] = {
+    "SIC014": (100, "at the 100th cycle"),
+}
+"""Literature rows whose capacity cycle is stated only in the notes → (cycle, quoted text)."""
+
+MATERIAL_OVERRIDES: dict[str, tuple[str, str]] = {
+    "SM-18": (
+        "seed001-ref67-ampsi",
+        "uncoated AMPSi, the precursor of AMPSi@C (T1-07, SM-19), is another material of the "
+        "same paper",
+    ),
+    "SM-22": (
+        "seed001-ref70-np-si",
+        "Np-Si, the bare nanoporous-Si precursor of PC/Np-Si (T1-10, T1-12a, T1-12b, SM-21), is "
+        "another material of the same paper",
+    ),
+    "SM-25": (
+        "seed001-ref110-graphite",
+        "the benchmark graphite compared with MGS (SM-24) is another material of the same paper",
+    ),
+}
+"""Rows about a different material of the same paper → (their own ``material_id``, why)."""
+
+
+@dataclass(frozen=True)
+class TextReading:
+    """A value a literature row states in its free text (material name or notes).
+
+    Attributes:
+        reported: the value as stated, in a form :func:`parse_reported` reads (``10-20``, ``<1``).
+        quote: text that must occur in the raw row's ``material_name`` or ``notes`` (checked, so a
+            changed raw file is noticed).
+        meaning: what the source calls the value.
+    """
+
+    reported: str
+    quote: str
+    meaning: str
+
+
+LITERATURE_SI_DOMAIN: dict[str, TextReading] = {
+    "SIC004": TextReading("10-20", "10-20 nm crystallites", "Si crystallite size"),
+    "SIC012": TextReading(
+        "0.7", "Si domain size 0.7 nm", "Si domain size of the amorphous Si nanodots"
+    ),
+    "SIC018": TextReading("<1", "Subnano-sized Si (<1 nm)", "Si domain size (sub-nanometre Si)"),
+    "SIC026": TextReading("3-5", "3-5 nm Si grains", "Si grain size"),
+}
+"""Literature rows whose free text states a Si crystallite / grain / domain size."""
 
 # --- raw columns -> output columns ----------------------------------------------------------
 
@@ -353,6 +450,34 @@ def parse_reported(text: str) -> Reported:
 
 # --- public API -------------------------------------------------------------------------------
 
+_REVIEW_REFERENCE = re.compile(r"^(?:ref\.\s*(\d+)|\[(\d+)\])")
+"""The reference number that opens a seed row's ``reference`` (``ref. 70 (…)``, ``[34] (…)``)."""
+
+
+def material_id(row_id: str, source: str, reference: str, doi: str = "") -> str | None:
+    """The ``material_id`` of one curated row (rule in the module docstring).
+
+    Args:
+        row_id: the row's id (``T1-10``, ``SM-21``, ``SIC001``).
+        source: the seed file name (seed rows) or the literature row id.
+        reference: the reference as transcribed (for seed rows, before the review is appended).
+        doi: the DOI (literature rows; blank when unknown).
+
+    Returns:
+        ``seed<NNN>-ref<N>``, ``doi-<slug>``, ``lit-<row id>`` or the row's
+        :data:`MATERIAL_OVERRIDES` key; None when a seed reference does not open with its number.
+    """
+    if row_id in MATERIAL_OVERRIDES:
+        return MATERIAL_OVERRIDES[row_id][0]
+    if source in SEED_REVIEWS:
+        m = _REVIEW_REFERENCE.match(reference.strip())
+        if m is None:
+            return None
+        return f"seed{source[:3]}-ref{m.group(1) or m.group(2)}"
+    if doi.strip():
+        return "doi-" + _slug(doi)
+    return "lit-" + _slug(row_id)
+
 
 def read_raw(raw_dir: Path) -> dict[str, pd.DataFrame]:
     """Read the three raw files as text.
@@ -416,6 +541,8 @@ def curate_table1(raw: pd.DataFrame) -> pd.DataFrame:
         row["cell_type"] = _cell_type(rec["cell_type_per_review_text"], problems, i, TABLE1_FILE)
         if row["specific_capacity_mah_g"] is not None:
             row["capacity_basis"] = "Table 1 specific capacity (test and basis not stated)"
+        _cycle_columns(row, notes, TABLE1_CAPACITY_CYCLES.get(rid))
+        row["material_id"] = _material_id(rec, rid, rec["seed_file"], "", notes, problems, i)
         row["reference"] = f"{rec['reference']} in {SEED_REVIEWS[rec['seed_file']]}"
         row["source"] = rec["seed_file"]
         row["confidence"] = "low" if rid in TABLE1_LOW_CONFIDENCE else "medium"
@@ -499,11 +626,14 @@ def curate_seed_materials(raw: pd.DataFrame) -> pd.DataFrame:
         row["capacity_basis"] = rec["capacity_basis"] or None
         if row["capacity_basis"] is None and row["specific_capacity_mah_g"] is not None:
             row["capacity_basis"] = "capacity as stated in the review (basis not stated)"
-        if row["retention_pct"] is None and row["retention_cycles"] is not None:
-            notes.append(
-                "retention_cycles: no retention % given; it is the cycle at which the reported "
-                "capacity was read"
-            )
+        capacity_read = (
+            "the transcription reads the count given without a retention as the cycle of the "
+            "reported capacity"
+            if row["retention_pct"] is None
+            else None
+        )
+        _cycle_columns(row, notes, capacity_read)
+        row["material_id"] = _material_id(rec, sid, seed, "", notes, problems, i)
         row["reference"] = f"{rec['reference']} in {SEED_REVIEWS[seed]}"
         row["source"] = seed
         row["confidence"] = "low" if sid in SEED_LOW_CONFIDENCE else "medium"
@@ -545,6 +675,10 @@ def curate_literature(raw: pd.DataFrame) -> pd.DataFrame:
         row["route"] = _literature_route(rec, notes, problems, i)
         for col in LITERATURE_NUMERIC:
             row[col] = _parsed(rec, col, col, notes, problems, i, LITERATURE_FILE)
+        if lid in LITERATURE_SI_DOMAIN:
+            row["si_domain_nm"] = _text_reading(
+                rec, LITERATURE_SI_DOMAIN[lid], "si_domain_nm", notes, problems, i
+            )
         row["current_density"] = rec["current_density"] or None
         row["expansion_kind"] = rec["expansion_kind"] or None
         cell, cell_note = LITERATURE_CELL_TYPES.get(lid, ("unknown", ""))
@@ -555,8 +689,16 @@ def curate_literature(raw: pd.DataFrame) -> pd.DataFrame:
             row["capacity_basis"] = LITERATURE_CAPACITY_BASIS.get(
                 lid, LITERATURE_DEFAULT_CAPACITY_BASIS
             )
-        if row["retention_pct"] is not None and row["retention_cycles"] is None:
-            notes.append("retention_cycles: not stated in the source; left empty (not 500)")
+        basis = row["capacity_basis"]
+        after_cycling = isinstance(basis, str) and basis.startswith(AFTER_CYCLING)
+        _cycle_columns(row, notes, "capacity basis: after cycling" if after_cycling else None)
+        if lid in LITERATURE_CAPACITY_CYCLES_IN_NOTES:
+            cycle, quote = LITERATURE_CAPACITY_CYCLES_IN_NOTES[lid]
+            if quote not in rec["notes"]:
+                problems.append(Problem(i + 1, "notes", rec["notes"], f"text containing {quote!r}"))
+            row["capacity_cycle"] = cycle
+            notes.append(f"capacity_cycle: {cycle} read from the notes ('{quote}')")
+        row["material_id"] = _material_id(rec, lid, lid, rec["doi"], notes, problems, i)
         for col in ("reference", "doi", "confidence", "basis"):
             row[col] = rec[col] or None
         row["source"] = lid
@@ -600,9 +742,10 @@ def check_dataset(df: pd.DataFrame) -> list[Problem]:
     """List every rule the curated frame breaks (empty list = fine).
 
     Rules: columns are :data:`OUTPUT_COLUMNS` in order; ids are unique; numeric values lie in
-    the schema bounds (:data:`poreml.data.schema.COLUMNS`);
-    ``retention_cycles`` are whole numbers; ``route``, ``cell_type`` and ``expansion_kind``
-    take their allowed values; ``source`` is never blank.
+    the schema bounds (:data:`poreml.data.schema.COLUMNS`); cycle counts
+    (:data:`INT_COLUMNS`) are whole numbers; ``retention_cycles`` is filled only next to a
+    ``retention_pct``; ``route``, ``cell_type`` and ``expansion_kind`` take their allowed values;
+    ``source`` and ``material_id`` are never blank.
 
     Args:
         df: a frame as returned by :func:`build_dataset`.
@@ -623,16 +766,32 @@ def check_dataset(df: pd.DataFrame) -> list[Problem]:
             x = float(value)
             if not (math.isfinite(x) and lo <= x <= hi):
                 problems.append(Problem(i + 1, name, x, f"a number in [{lo:g}, {hi:g}]"))
-            elif name == "retention_cycles" and x != int(x):
+            elif name in INT_COLUMNS and x != int(x):
                 problems.append(Problem(i + 1, name, x, "a whole number of cycles"))
+    for i, (cycles, retention) in enumerate(
+        zip(df["retention_cycles"].tolist(), df["retention_pct"].tolist(), strict=True)
+    ):
+        if not _blank(cycles) and _blank(retention):
+            problems.append(
+                Problem(
+                    i + 1,
+                    "retention_cycles",
+                    cycles,
+                    "blank: the row has no retention_pct (a capacity's cycle is capacity_cycle)",
+                )
+            )
     allowed = {"route": ROUTES, "cell_type": CELL_TYPES, "expansion_kind": EXPANSION_KINDS}
     for name, values in allowed.items():
         for i, value in enumerate(df[name].tolist()):
             if not _blank(value) and value not in values:
                 problems.append(Problem(i + 1, name, value, "one of " + ", ".join(values)))
-    for i, value in enumerate(df["source"].tolist()):
-        if _blank(value):
-            problems.append(Problem(i + 1, "source", value, "a seed file name or row id"))
+    for name, expected in (
+        ("source", "a seed file name or row id"),
+        ("material_id", "a material key (poreml.data.curation.material_id)"),
+    ):
+        for i, value in enumerate(df[name].tolist()):
+            if _blank(value):
+                problems.append(Problem(i + 1, name, value, expected))
     return problems
 
 
@@ -694,11 +853,39 @@ def coverage_table(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def coverage_markdown(coverage: pd.DataFrame) -> str:
-    """Render :func:`coverage_table` output as a Markdown table (no extra dependency).
+def descriptor_table(
+    df: pd.DataFrame, columns: tuple[str, ...] = STRUCTURE_COLUMNS
+) -> pd.DataFrame:
+    """Count the rows by how many structure descriptors they carry, overall and per source group.
 
     Args:
-        coverage: the frame returned by :func:`coverage_table`.
+        df: a frame as returned by :func:`build_dataset`.
+        columns: the descriptor columns (default :data:`STRUCTURE_COLUMNS`).
+
+    Returns:
+        Four rows, ``descriptors`` = ``0``, ``1``, ``2``, ``>= 3`` (non-empty cells among
+        ``columns``), with the same count columns as :func:`coverage_table`.
+    """
+    filled = pd.DataFrame({c: [not _blank(v) for v in df[c]] for c in columns}, index=df.index)
+    n = filled.sum(axis=1).clip(upper=3).to_numpy()
+    ids = df["id"].astype(str)
+    masks = {
+        "all": np.ones(len(df), dtype=bool),
+        "table1": ids.str.startswith("T1-").to_numpy(),
+        "seed_text": ids.str.startswith("SM-").to_numpy(),
+        "literature": ids.str.startswith("SIC").to_numpy(),
+    }
+    out: dict[str, list[object]] = {"descriptors": ["0", "1", "2", ">= 3"]}
+    for name, mask in masks.items():
+        out[name] = [int(((n == k) & mask).sum()) for k in range(4)]
+    return pd.DataFrame(out)
+
+
+def coverage_markdown(coverage: pd.DataFrame) -> str:
+    """Render :func:`coverage_table` (or :func:`descriptor_table`) output as a Markdown table.
+
+    Args:
+        coverage: the frame returned by :func:`coverage_table` or :func:`descriptor_table`.
 
     Returns:
         Markdown text ending in a newline, with the row count of each group in the header.
@@ -729,6 +916,101 @@ def _blank(value: object) -> bool:
     if isinstance(value, float) and math.isnan(value):
         return True
     return isinstance(value, str) and value.strip() == ""
+
+
+def _slug(text: str) -> str:
+    """Lower-case ``text`` with every run of other characters than ``a-z0-9`` turned into ``-``."""
+    return re.sub(r"[^a-z0-9]+", "-", text.strip().lower()).strip("-")
+
+
+def _material_id(
+    rec: Mapping[str, str],
+    row_id: str,
+    source: str,
+    doi: str,
+    notes: list[str],
+    problems: list[Problem],
+    index: int,
+) -> str | None:
+    """:func:`material_id` of a raw row; an override is noted, an unreadable reference reported."""
+    key = material_id(row_id, source, rec["reference"], doi)
+    if key is None:
+        problems.append(
+            Problem(
+                index + 1,
+                "reference",
+                rec["reference"],
+                "a reference opening with its number ('ref. 70 (…)' or '[34] (…)'), or a "
+                "MATERIAL_OVERRIDES entry for the row",
+            )
+        )
+    elif row_id in MATERIAL_OVERRIDES:
+        notes.append(f"material_id: own key, because {MATERIAL_OVERRIDES[row_id][1]}")
+    return key
+
+
+def _cycle_columns(row: dict[str, object], notes: list[str], capacity_read: str | None) -> None:
+    """Give the parsed cycle count its one meaning (module docstring, "Cycle counts").
+
+    Args:
+        row: the row being built; ``retention_cycles`` holds the count parsed from the source.
+        notes: the row's notes (appended to).
+        capacity_read: why the source's count is the cycle at which the stored capacity was read,
+            or None when it is not (or the source does not say).
+    """
+    count = row["retention_cycles"]
+    capacity = (
+        row["specific_capacity_mah_g"] is not None or row["areal_capacity_mah_cm2"] is not None
+    )
+    if count is not None and capacity and capacity_read is not None:
+        row["capacity_cycle"] = count
+        notes.append(
+            f"capacity_cycle: {count:g} is the cycle at which the capacity was read "
+            f"({capacity_read})"
+        )
+    if row["retention_pct"] is None and count is not None:
+        row["retention_cycles"] = None
+        if row["capacity_cycle"] is None:
+            notes.append(
+                f"retention_cycles: the source's cycle count {count:g} is neither the cycle of a "
+                "stored retention nor that of the stored capacity; both cycle columns left empty"
+            )
+        else:
+            notes.append("retention_cycles: left empty, as no retention % is stored")
+    elif row["retention_pct"] is not None and count is None:
+        notes.append("retention_cycles: not stated in the source; left empty (not 500)")
+
+
+def _text_reading(
+    rec: Mapping[str, str],
+    reading: TextReading,
+    out_col: str,
+    notes: list[str],
+    problems: list[Problem],
+    index: int,
+) -> float | None:
+    """Read a value the source states in free text (checked against the raw row, noted)."""
+    if reading.quote not in f"{rec['material_name']} {rec['notes']}":
+        problems.append(
+            Problem(
+                index + 1,
+                "material_name/notes",
+                rec["material_name"],
+                f"text containing {reading.quote!r} (update LITERATURE_SI_DOMAIN when the raw "
+                "row changes)",
+            )
+        )
+        return None
+    notes.append(f"{out_col}: the source states '{reading.quote}' ({reading.meaning})")
+    return _parsed(
+        {out_col: reading.reported}, out_col, out_col, notes, problems, index, LITERATURE_FILE
+    )
+
+
+def _areal_only(row: Mapping[str, object]) -> bool:
+    """Whether an areal capacity is the row's only number (cycle counts aside)."""
+    others = (c for c in NUMERIC_COLUMNS if c not in ("areal_capacity_mah_cm2", *INT_COLUMNS))
+    return row["areal_capacity_mah_cm2"] is not None and all(row[c] is None for c in others)
 
 
 def _empty_row(row_id: str, material_name: str) -> dict[str, object]:
@@ -867,6 +1149,11 @@ def _cross_reference(table1: pd.DataFrame, seed_raw: pd.DataFrame) -> pd.DataFra
 
 def _finish(rows: list[dict[str, object]]) -> pd.DataFrame:
     for row in rows:
+        if _areal_only(row):
+            row["notes"].append(  # type: ignore[union-attr]
+                "areal-only statement: the areal capacity is the only number in our columns; "
+                "kept, as every reported number in our columns is (datasets/README.md §3.4)"
+            )
         row["notes"] = NOTE_SEP.join(str(n) for n in row["notes"])  # type: ignore[union-attr]
     return pd.DataFrame(rows, columns=list(OUTPUT_COLUMNS))
 
@@ -874,7 +1161,7 @@ def _finish(rows: list[dict[str, object]]) -> pd.DataFrame:
 def _typed(df: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(index=df.index)
     for name in OUTPUT_COLUMNS:
-        if name == "retention_cycles":
+        if name in INT_COLUMNS:
             out[name] = pd.array(
                 [None if _blank(v) else int(float(v)) for v in df[name]], dtype="Int64"
             )

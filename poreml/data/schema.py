@@ -247,13 +247,22 @@ _OTHER = (
         "condition",
         "int",
         "cycles",
-        "cycle count of retention_pct (500 when absent)",
+        "cycle count at which retention_pct was read (virtual lab and campaign tables: 500 when "
+        "absent; curated dataset: blank when the source states none)",
         (1.0, 100000.0),
     ),
     Column("feasible", "flag", "bool", "-", "whether the route can make the requested design"),
     # Curated-dataset columns beyond the contract (datasets/README.md explains each).
     Column("id", "dataset", "string", "-", "stable row identifier of the curated dataset"),
     Column("material_name", "dataset", "string", "-", "material as described in the source"),
+    Column(
+        "capacity_cycle",
+        "dataset",
+        "int",
+        "cycles",
+        "cycle at which the stored specific or areal capacity was read (blank: not stated)",
+        (1.0, 100000.0),
+    ),
     Column("si_wt_pct", "dataset", "float", "wt %", "Si content of the composite", (0.0, 100.0)),
     Column(
         "compaction_density_g_cm3",
@@ -275,6 +284,13 @@ _OTHER = (
     Column("cell_type", "dataset", "string", "-", "half, full or unknown"),
     Column("expansion_kind", "dataset", "string", "-", "particle or electrode"),
     Column("capacity_basis", "dataset", "string", "-", "what specific_capacity_mah_g refers to"),
+    Column(
+        "material_id",
+        "provenance",
+        "string",
+        "-",
+        "stable key shared by every row of one material (curated dataset)",
+    ),
     Column("reference", "provenance", "string", "-", "authors, journal, year"),
     Column("doi", "provenance", "string", "-", "DOI of the original paper"),
     Column("source", "provenance", "string", "-", "seed file name or literature row id"),
@@ -295,7 +311,16 @@ CONTINUOUS_DESIGN_COLUMNS: tuple[str, ...] = tuple(c.name for c in _DESIGN if c.
 MEASURED_COLUMNS: tuple[str, ...] = tuple(c.name for c in _MEASURED)
 """Measured columns in contract order."""
 
-PROVENANCE_COLUMNS: tuple[str, ...] = ("reference", "doi", "source", "confidence", "basis", "notes")
+PROVENANCE_COLUMNS: tuple[str, ...] = (
+    "material_id",
+    "reference",
+    "doi",
+    "source",
+    "confidence",
+    "basis",
+    "notes",
+)
+"""Free-text provenance columns of the curated dataset, in its column order."""
 
 DESIGN_DEFAULTS: dict[str, float | str] = {
     c.name: c.default for c in _DESIGN if c.default is not None
