@@ -88,6 +88,7 @@ def test_columns_are_in_the_agreed_order(df: pd.DataFrame) -> None:
     assert tuple(df.columns) == OUTPUT_COLUMNS
     assert CONDITION_COLUMNS == (
         "retention_cycles",
+        "capacity_cycle",
         "si_wt_pct",
         "compaction_density_g_cm3",
         "areal_capacity_mah_cm2",
@@ -99,6 +100,7 @@ def test_columns_are_in_the_agreed_order(df: pd.DataFrame) -> None:
     assert OUTPUT_COLUMNS[:2] == ("id", "material_name")
     assert OUTPUT_COLUMNS[2 : 2 + len(DESIGN_COLUMNS)] == DESIGN_COLUMNS
     assert OUTPUT_COLUMNS[-6:] == ("reference", "doi", "source", "confidence", "basis", "notes")
+    assert OUTPUT_COLUMNS[-7] == "material_id"
 
 
 def test_sorted_by_unique_id(df: pd.DataFrame) -> None:
@@ -193,7 +195,7 @@ def test_seed_quotes_are_verbatim() -> None:
 
 def test_every_value_lies_in_the_schema_range(df: pd.DataFrame) -> None:
     assert check_dataset(df) == []
-    for name in (*DESIGN_COLUMNS[1:], *MEASURED_COLUMNS, "retention_cycles"):
+    for name in (*DESIGN_COLUMNS[1:], *MEASURED_COLUMNS, "retention_cycles", "capacity_cycle"):
         lo, hi = COLUMNS[name].bounds
         values = df[name].dropna().astype(float)
         assert ((values >= lo) & (values <= hi)).all(), name
@@ -206,8 +208,14 @@ def test_no_design_value_is_invented(df: pd.DataFrame, raw: dict[str, pd.DataFra
     lit = df[df["id"].str.startswith("SIC")]
     t1 = df[df["id"].str.startswith("T1-")]
     for name in DESIGN_COLUMNS[1:]:
-        assert lit[name].isna().all(), name
+        # the one literature design value: a Si size the row's own text states (see below)
+        mapped = lit["id"].isin(curation.LITERATURE_SI_DOMAIN) & (name == "si_domain_nm")
+        assert lit.loc[~mapped, name].isna().all(), name
         assert t1[name].isna().all(), name
+    lit_text = raw[curation.LITERATURE_FILE].set_index("id")
+    for rid, reading in curation.LITERATURE_SI_DOMAIN.items():
+        stated = f"{lit_text.loc[rid, 'material_name']} {lit_text.loc[rid, 'notes']}"
+        assert reading.quote in stated, rid
     # a seed-text row has a design value only where its raw row reports one
     sm = raw[curation.SEED_MATERIALS_FILE].set_index("sm_id")
     reported_in = {out: raw_col for raw_col, out in curation.SEED_NUMERIC.items()}
@@ -219,7 +227,22 @@ def test_no_design_value_is_invented(df: pd.DataFrame, raw: dict[str, pd.DataFra
     lit_raw = raw[curation.LITERATURE_FILE].set_index("id")
     for rec in lit.to_dict("records"):
         for name in curation.LITERATURE_NUMERIC:
+            if name == "retention_cycles":
+                continue
             assert _filled(rec[name]) == _filled(lit_raw.loc[rec["id"], name]), (rec["id"], name)
+        # the source's cycle count is kept: next to its retention, as the capacity's cycle, or
+        # (neither) noted; a count is never filled where the literature table has none
+        raw_count = lit_raw.loc[rec["id"], "retention_cycles"]
+        if not _filled(raw_count):
+            assert not _filled(rec["retention_cycles"]), rec["id"]
+            continue
+        count = float(raw_count)
+        if _filled(rec["retention_pct"]):
+            assert rec["retention_cycles"] == count, rec["id"]
+        elif _filled(rec["capacity_cycle"]):
+            assert rec["capacity_cycle"] == count, rec["id"]
+        else:
+            assert f"cycle count {count:g} is neither" in rec["notes"], rec["id"]
 
 
 def test_unit_conversions_and_readings_are_recorded(df: pd.DataFrame) -> None:
@@ -370,3 +393,119 @@ def test_cli_build_writes_the_dataset(tmp_path: Path) -> None:
     except SystemExit as done:  # typer's standalone mode exits with the command's code
         assert done.code in (0, None)
     assert out.read_bytes() == CURATED.read_bytes()
+
+
+# --- material key, cycle columns, areal-only rule, Si domain sizes, descriptor counts ---------
+
+
+def test_the_ref70_pc_np_si_rows_share_one_material_id(df: pd.DataFrame) -> None:
+    rows = ["T1-10", "T1-12a", "T1-12b", "SM-21"]
+    # the references are spelled differently, the key is not
+    assert len({_row(df, r)["reference"] for r in rows}) > 1
+    assert {_row(df, r)["material_id"] for r in rows} == {"seed001-ref70"}
+    assert (df["material_id"] == "seed001-ref70").sum() == 4
+    # the Np-Si precursor from the same paper is another material
+    assert _row(df, "SM-22")["material_id"] == "seed001-ref70-np-si"
+    assert "material_id: own key" in _row(df, "SM-22")["notes"]
+
+
+def test_material_id_is_never_blank_and_follows_the_rule(df: pd.DataFrame) -> None:
+    assert df["material_id"].notna().all()
+    assert (df["material_id"].str.strip() != "").all()
+    assert _row(df, "SIC001")["material_id"] == _row(df, "SIC002")["material_id"]  # one DOI
+    assert _row(df, "SIC028")["material_id"] != _row(df, "SIC029")["material_id"]  # no DOI
+    # seed 000's [63] and seed 001's ref. 63 are different papers
+    assert _row(df, "SM-07")["material_id"] == "seed000-ref63"
+    assert _row(df, "T1-03")["material_id"] == "seed001-ref63"
+    for rid, (key, _why) in curation.MATERIAL_OVERRIDES.items():
+        assert _row(df, rid)["material_id"] == key
+
+
+def test_a_blank_material_id_fails_the_dataset_check(df: pd.DataFrame) -> None:
+    broken = df.copy()
+    broken.loc[3, "material_id"] = None
+    assert [(p.row, p.column) for p in check_dataset(broken)] == [(4, "material_id")]
+
+
+def test_a_seed_reference_without_its_number_is_reported(tmp_path: Path) -> None:
+    for name in curation.RAW_FILES:
+        (tmp_path / name).write_bytes((RAW / name).read_bytes())
+    sm = read_csv(tmp_path / curation.SEED_MATERIALS_FILE)
+    sm.loc[7, "reference"] = "Joshi et al."
+    sm.to_csv(tmp_path / curation.SEED_MATERIALS_FILE, index=False, lineterminator="\n")
+    with pytest.raises(DataValidationError) as err:
+        build_dataset(tmp_path)
+    assert "row 8" in str(err.value) and "Joshi et al." in str(err.value)
+
+
+def test_no_row_has_a_cycle_count_without_a_retention(df: pd.DataFrame) -> None:
+    assert not (df["retention_cycles"].notna() & df["retention_pct"].isna()).any()
+    blank = df[df["retention_pct"].notna() & df["retention_cycles"].isna()]
+    assert blank["id"].tolist() == ["SIC032", "SM-30", "SM-31"]
+    assert blank["notes"].str.contains("left empty (not 500)", regex=False).all()
+    broken = df.copy()
+    broken.loc[broken["id"] == "SM-01", "retention_cycles"] = 250
+    assert [p.column for p in check_dataset(broken)] == ["retention_cycles"]
+
+
+def test_capacity_cycles_have_their_own_column(df: pd.DataFrame) -> None:
+    for rid, cycle in (("SM-01", 250), ("SM-09", 300), ("SIC009", 500), ("T1-06", 700)):
+        row = _row(df, rid)
+        assert row["capacity_cycle"] == cycle, rid
+        assert pd.isna(row["retention_cycles"]), rid
+        assert "capacity_cycle:" in row["notes"], rid
+    assert _row(df, "SIC014")["capacity_cycle"] == 100  # from its notes
+    # a capacity read after cycling always says at which cycle
+    after = df["capacity_basis"].fillna("").str.startswith("capacity after cycling")
+    assert after.sum() == 17 and df.loc[after, "capacity_cycle"].notna().all()
+    # with a retention as well, both columns hold the same count
+    assert _row(df, "SIC007")["capacity_cycle"] == _row(df, "SIC007")["retention_cycles"] == 430
+    # a count that is neither stays in the notes only
+    for rid in ("SIC021", "SIC026"):
+        row = _row(df, rid)
+        assert pd.isna(row["capacity_cycle"]) and pd.isna(row["retention_cycles"]), rid
+        assert "both cycle columns left empty" in row["notes"], rid
+
+
+def test_areal_only_statements_are_kept_under_one_rule(df: pd.DataFrame) -> None:
+    others = [
+        c
+        for c in curation.NUMERIC_COLUMNS
+        if c not in ("areal_capacity_mah_cm2", *curation.INT_COLUMNS)
+    ]
+    areal_only = df[df["areal_capacity_mah_cm2"].notna() & df[others].isna().all(axis=1)]
+    assert areal_only["id"].tolist() == ["SM-15", "SM-36", "SM-37"]
+    assert areal_only["notes"].str.contains("areal-only statement").all()
+    assert (~df.drop(areal_only.index)["notes"].str.contains("areal-only statement")).all()
+    # refs. 147 and 151 of seed 001 (binder studies) are rows like ref. 64's blend
+    assert _row(df, "SM-36")["reference"].startswith("ref. 147")
+    assert _row(df, "SM-36")["areal_capacity_mah_cm2"] == 3.2
+    assert _row(df, "SM-37")["reference"].startswith("ref. 151")
+    assert _row(df, "SM-37")["areal_capacity_mah_cm2"] == 4.0
+
+
+def test_stated_si_domain_sizes_are_mapped_with_a_note(df: pd.DataFrame) -> None:
+    assert _row(df, "SIC004")["si_domain_nm"] == 15.0  # "10-20 nm crystallites"
+    assert _row(df, "SIC026")["si_domain_nm"] == 4.0  # "3-5 nm Si grains"
+    for rid in ("SIC012", "SIC018"):  # 0.7 nm is below the contract range; "<1 nm" a bound
+        assert pd.isna(_row(df, rid)["si_domain_nm"]), rid
+    for rid, reading in curation.LITERATURE_SI_DOMAIN.items():
+        assert f"si_domain_nm: the source states '{reading.quote}'" in _row(df, rid)["notes"]
+    assert set(df.loc[df["si_domain_nm"].notna(), "id"]) == {"SIC004", "SIC026"}
+    # nanoparticle sizes are not called crystallites / grains / domains: not mapped
+    assert pd.isna(_row(df, "SIC001")["si_domain_nm"])
+    assert pd.isna(_row(df, "SIC005")["si_domain_nm"])
+
+
+def test_descriptor_table_counts_rows_by_structure_descriptors(df: pd.DataFrame) -> None:
+    table = curation.descriptor_table(df).set_index("descriptors")
+    assert list(table.index) == ["0", "1", "2", ">= 3"]
+    assert table["all"].sum() == len(df)
+    assert (table["table1"] + table["seed_text"] + table["literature"] == table["all"]).all()
+    n = df[list(curation.STRUCTURE_COLUMNS)].notna().sum(axis=1)
+    assert table.loc[">= 3", "all"] == (n >= 3).sum() == 3
+    assert set(df.loc[n >= 3, "id"]) == {"SM-12", "SM-14", "SM-21"}
+    datasheet = (REPO / "datasets" / "README.md").read_text(encoding="utf-8")
+    assert coverage_markdown(curation.descriptor_table(df)) in datasheet
+    assert "**3 rows** carry three or more structure descriptors" in datasheet
+    assert "Tables 1–4" in datasheet  # seed 000 cites tables its text copy lacks
