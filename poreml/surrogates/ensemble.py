@@ -50,7 +50,8 @@ from linear_operator.operators import DiagLinearOperator
 from torch import Tensor, nn
 
 from poreml.exceptions import ConfigError
-from poreml.surrogates.base import Features, FittedState, MissingIndicators, Surrogate
+from poreml.surrogates.base import FittedState, Surrogate
+from poreml.surrogates.features import Features, MissingIndicators
 from poreml.surrogates.registry import register
 
 __all__ = ["BatchedMLP", "EnsembleSurrogate", "resolve_device"]

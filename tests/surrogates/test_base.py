@@ -117,7 +117,7 @@ def test_save_and_load_round_trip_gives_identical_predictions(
 def test_loading_with_the_wrong_model_class_is_refused(fitted, tmp_path: Path) -> None:
     folder = fitted.save(tmp_path / "model")
     other = make("mean" if fitted.name != "mean" else "ridge")
-    with pytest.raises(ConfigError, match=r"load it with Surrogate\.load"):
+    with pytest.raises(ConfigError, match=r"load it with poreml\.surrogates\.load"):
         type(other).load(folder)
 
 
