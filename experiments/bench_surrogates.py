@@ -47,7 +47,13 @@ from poreml.data.schema import DESIGN_COLUMNS  # noqa: E402
 from poreml.data.validation import validate_table  # noqa: E402
 from poreml.surrogates import evaluation as ev  # noqa: E402
 from poreml.surrogates.base import TARGETS  # noqa: E402
+from poreml.surrogates.figures import (  # noqa: E402
+    calibration_figure,
+    learning_curve_figure,
+    parity_figure,
+)
 from poreml.surrogates.registry import make  # noqa: E402
+from poreml.surrogates.report import markdown_table, write_evaluation  # noqa: E402
 
 RESULTS = REPO / "experiments" / "results"
 PREFIX = "surrogate_bench_"
@@ -291,7 +297,7 @@ def report(results: dict[str, Any], tables: dict[str, pd.DataFrame]) -> str:
             "without a cycle count); no model has the cycle count as an input. `mae_skill` = "
             "1 − MAE / MAE(mean). Models after the baselines are shown for context only.",
             "",
-            ev.markdown_table(tables["real_metrics"]),
+            markdown_table(tables["real_metrics"]),
             "",
             *_check_lines(r["checks"]),
             "",
@@ -308,11 +314,11 @@ def report(results: dict[str, Any], tables: dict[str, pd.DataFrame]) -> str:
             f"Noisy training rows (scrambled Sobol designs), {v['n_test']} noise-free test "
             "designs; tasks: baseline constants and randomised instances r1-r3.",
             "",
-            ev.markdown_table(wide),
+            markdown_table(wide),
             "",
             "90 % coverage of the latent mean (noise-free truth):",
             "",
-            ev.markdown_table(
+            markdown_table(
                 curves.pivot_table(
                     index=["task", "n_train"], columns="target", values="coverage_90", sort=False
                 ).reset_index()
@@ -389,8 +395,8 @@ def main(argv: list[str] | None = None) -> int:
         results["real"], real = bench_real(args.model, args.real, args.seed, others)
         tables["real_metrics"] = real.metrics
         tables["real_calibration"] = real.calibration
-        figures["parity"] = ev.parity_figure(real.predictions, args.model)
-        figures["calibration"] = ev.calibration_figure(real.calibration)
+        figures["parity"] = parity_figure(real.predictions, args.model)
+        figures["calibration"] = calibration_figure(real.calibration)
     if "virtual_lab" in parts:
         print("virtual lab: learning curves ...", flush=True)
         sizes = (16, 64) if args.quick else (64, 256)
@@ -398,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
             args.model, sizes, 200 if args.quick else 1000, args.seed
         )
         tables["learning_curves"] = curves
-        figures["learning_curves"] = ev.learning_curve_figure(curves)
+        figures["learning_curves"] = learning_curve_figure(curves)
     if "gp_speed" in parts:
         print("GP speed ...", flush=True)
         results["gp_speed"] = bench_gp_speed(
@@ -410,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
             2_000 if args.quick else 100_000, 2 if args.quick else 5, args.seed
         )
     results["seconds"] = round(time.perf_counter() - started, 1)
-    ev.write_evaluation(args.out, tables=tables, figures=figures, prefix=PREFIX)
+    write_evaluation(args.out, tables=tables, figures=figures, prefix=PREFIX)
     write_json(results, args.out / "surrogate_bench.json")
     write_text(report(results, tables) + "\n", args.out / "surrogate_bench.md")
     checks = [

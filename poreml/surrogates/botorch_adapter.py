@@ -39,7 +39,8 @@ from gpytorch.distributions import MultitaskMultivariateNormal, MultivariateNorm
 from torch import Tensor
 
 from poreml.exceptions import ConfigError
-from poreml.surrogates.base import TARGET_TRANSFORMS, Surrogate, TargetScaler
+from poreml.surrogates.base import Surrogate
+from poreml.surrogates.scaling import TARGET_TRANSFORMS, TargetScaler
 
 __all__ = ["Decode", "SurrogateModel"]
 

@@ -50,7 +50,9 @@ from linear_operator.operators import DiagLinearOperator
 from torch import Tensor, nn
 
 from poreml.exceptions import ConfigError
-from poreml.surrogates.base import Features, FittedState, MissingIndicators, Surrogate
+from poreml.settings import get_settings
+from poreml.surrogates.base import FittedState, Surrogate
+from poreml.surrogates.features import Features, MissingIndicators
 from poreml.surrogates.registry import register
 
 __all__ = ["BatchedMLP", "EnsembleSurrogate", "resolve_device"]
@@ -73,8 +75,6 @@ def resolve_device(device: str | None) -> torch.device:
         ConfigError: for any other value.
     """
     if device is None:
-        from poreml.settings import get_settings
-
         device = get_settings().device
     name = str(device).strip().lower()
     if name == "auto":

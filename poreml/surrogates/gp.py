@@ -58,7 +58,8 @@ from gpytorch.priors import GammaPrior, NormalPrior
 from torch import Tensor
 
 from poreml.data.schema import COLUMNS, CONTINUOUS_DESIGN_COLUMNS
-from poreml.surrogates.base import Features, FittedState, MissingIndicators, Surrogate
+from poreml.surrogates.base import FittedState, Surrogate
+from poreml.surrogates.features import Features, MissingIndicators
 from poreml.surrogates.registry import register
 from poreml.virtual_lab.params import LabParams, lab_params
 from poreml.virtual_lab.physics import simulate

@@ -7,21 +7,20 @@ A model module decorates its class with :func:`register`; :func:`make` builds a 
     model = make("gp", prior="physics").fit(X, y)
 
 The built-in models live in the modules of :data:`BUILTIN_MODULES`, imported on the first
-lookup (so importing the registry does not import BoTorch).
+lookup (so importing the registry does not import BoTorch). :func:`load` rebuilds a saved model
+of any registered class from the name its folder records.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
 from poreml.exceptions import ConfigError
-
-if TYPE_CHECKING:
-    from pathlib import Path
-
-    from poreml.surrogates.base import Surrogate
+from poreml.surrogates.base import Surrogate
+from poreml.surrogates.persistence import read_model
 
 __all__ = ["BUILTIN_MODULES", "available", "get", "load", "make", "register"]
 
@@ -98,7 +97,12 @@ def make(name: str, **params: Any) -> Surrogate:
 
 
 def load(path: str | Path) -> Surrogate:
-    """Load any saved surrogate (see :meth:`~poreml.surrogates.base.Surrogate.load`)."""
-    from poreml.surrogates.base import Surrogate
+    """Load a saved surrogate of any registered model (folder written by ``Surrogate.save``).
 
-    return Surrogate.load(path)
+    Only load trusted, local artifacts: ``estimators.joblib`` is a pickle.
+
+    Raises:
+        ConfigError: the folder holds no poreml surrogate, or one of an unknown model.
+    """
+    saved = read_model(path)
+    return get(saved.model).from_saved(saved)

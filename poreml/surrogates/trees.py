@@ -28,7 +28,8 @@ from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
 from sklearn.linear_model import BayesianRidge
 from torch import Tensor
 
-from poreml.surrogates.base import Features, FittedState, MissingIndicators, Surrogate
+from poreml.surrogates.base import FittedState, Surrogate
+from poreml.surrogates.features import Features, MissingIndicators
 from poreml.surrogates.registry import register
 
 __all__ = ["FOREST_KINDS", "MeanSurrogate", "RidgeSurrogate", "TreesSurrogate"]

@@ -19,21 +19,25 @@ trials differ.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import optuna
 import pandas as pd
 
 from poreml.exceptions import ConfigError, PoremlError
-from poreml.surrogates.evaluation import fit_fold, gaussian_nll, grouped_splits
-
-if TYPE_CHECKING:
-    from poreml.surrogates.base import Surrogate
-    from poreml.tracking.base import Tracker
+from poreml.settings import get_settings
+from poreml.surrogates.base import Surrogate
+from poreml.surrogates.evaluation import fit_fold
+from poreml.surrogates.metrics import gaussian_nll
+from poreml.surrogates.registry import get, make
+from poreml.surrogates.splits import grouped_splits
+from poreml.tracker import Tracker
 
 __all__ = [
     "SEARCH_SPACES",
@@ -191,8 +195,6 @@ def cv_objective(
         ``objective(trial) -> score`` (lower is better). It reports the running mean after
         each fold and raises :class:`optuna.TrialPruned` when the pruner says so.
     """
-    from poreml.surrogates.registry import make
-
     if metric not in ("nll", "rmse"):
         raise ConfigError(f"metric: expected 'nll' or 'rmse' (got {metric!r})")
     space = search_space(model)
@@ -239,12 +241,8 @@ def default_study_name(model: str, feature_set: str, data_digest: str) -> str:
 
 
 def _storage_url(storage: str | None) -> str:
-    from poreml.settings import get_settings
-
     url = storage or get_settings().resolved_optuna_storage
     if url.startswith("sqlite:///"):
-        from pathlib import Path
-
         path = url[len("sqlite:///") :]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -363,8 +361,6 @@ def tune(
     Raises:
         ConfigError: unknown model or space, bad settings, or every trial failed.
     """
-    from poreml.surrogates.registry import get
-
     get(model)  # fail early on an unknown name
     space = search_space(model)
     fixed = dict(fixed_params or {})
@@ -445,8 +441,6 @@ def tune(
 
 def _data_key(X: pd.DataFrame, y: pd.DataFrame) -> str:
     """sha256 hex of the values and column names of ``X`` and ``y`` (names the default study)."""
-    import hashlib
-
     frame = pd.concat([X.reset_index(drop=True), y.reset_index(drop=True)], axis=1)
     h = hashlib.sha256(",".join(map(str, frame.columns)).encode())
     h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())

@@ -1,11 +1,12 @@
 """Tracking: MLflow runs, dataset digests and the surrogate model registry (a side channel).
 
-Library functions return their results and log them only through a :class:`Tracker` passed in;
-:class:`NullTracker` (the default) records nothing. mlflow is imported only by the MLflow parts,
-on first use of one of their names, so ``import poreml.tracking`` is cheap and has no side
-effects.
+Library functions return their results and log them only through a
+:class:`~poreml.tracker.Tracker` passed in (the protocol, :class:`~poreml.tracker.NullTracker` and
+the dataset digest live in the foundation module :mod:`poreml.tracker`). This package holds the
+MLflow side. mlflow is imported only by the MLflow parts, on first use of one of their names, so
+``import poreml.tracking`` is cheap and has no side effects.
 
-* :class:`Tracker`, :class:`NullTracker`, :func:`dataset_digest` (:mod:`.base`);
+* :data:`DIGEST_TAG` (:mod:`.base`);
 * :class:`MlflowTracker`, :data:`SURROGATE_EXPERIMENT`, :data:`CAMPAIGN_EXPERIMENT`
   (:mod:`.mlflow_tracker`);
 * :func:`register_surrogate`, :func:`log_surrogate`, :func:`load_pyfunc`,
@@ -18,7 +19,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from poreml.tracking.base import DIGEST_TAG, NullTracker, Tracker, canonical_csv, dataset_digest
+from poreml.tracking.base import DIGEST_TAG
 
 _LAZY = {
     "MlflowTracker": "poreml.tracking.mlflow_tracker",
@@ -40,11 +41,7 @@ __all__ = [
     "REGISTERED_MODEL",
     "SURROGATE_EXPERIMENT",
     "MlflowTracker",
-    "NullTracker",
     "RegistrationResult",
-    "Tracker",
-    "canonical_csv",
-    "dataset_digest",
     "load_pyfunc",
     "load_surrogate_from_uri",
     "log_surrogate",

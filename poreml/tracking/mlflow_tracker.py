@@ -1,4 +1,4 @@
-"""The MLflow implementation of :class:`~poreml.tracking.base.Tracker`.
+"""The MLflow implementation of :class:`~poreml.tracker.Tracker`.
 
 Where runs go comes from the settings (``POREML_TRACKING_URI``, ``POREML_ARTIFACT_LOCATION``,
 default SQLite under ``POREML_HOME``), read when the tracker is created, never at import time.
@@ -23,7 +23,8 @@ from mlflow import MlflowClient
 from mlflow.entities import Run
 
 from poreml.settings import get_settings
-from poreml.tracking.base import DIGEST_TAG, dataset_digest, finite_metrics, flatten_params
+from poreml.tracker import dataset_digest
+from poreml.tracking.base import DIGEST_TAG, finite_metrics, flatten_params
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -221,7 +222,7 @@ class MlflowTracker:
         with tempfile.TemporaryDirectory(prefix="poreml-table-") as tmp:
             local = Path(tmp) / path.name
             if suffix == ".md":
-                from poreml.surrogates.evaluation import markdown_table
+                from poreml.surrogates.report import markdown_table
 
                 local.write_text(markdown_table(table) + "\n", encoding="utf-8")
             elif suffix == ".json":

@@ -12,9 +12,10 @@ import pytest
 import torch
 from sklearn.base import clone
 
-from poreml.data.schema import DESIGN_DEFAULTS, ROUTES
+from poreml.data.schema import DESIGN_COLUMNS, DESIGN_DEFAULTS, ROUTES
 from poreml.exceptions import ConfigError, DataValidationError, ModelNotFittedError
 from poreml.surrogates import TARGETS, Surrogate, available, load, make
+from poreml.surrogates.evaluation import virtual_lab_data
 
 MODELS = ["ensemble", "gp", "mean", "ridge", "trees"]
 
@@ -117,7 +118,7 @@ def test_save_and_load_round_trip_gives_identical_predictions(
 def test_loading_with_the_wrong_model_class_is_refused(fitted, tmp_path: Path) -> None:
     folder = fitted.save(tmp_path / "model")
     other = make("mean" if fitted.name != "mean" else "ridge")
-    with pytest.raises(ConfigError, match=r"load it with Surrogate\.load"):
+    with pytest.raises(ConfigError, match=r"load it with poreml\.surrogates\.load"):
         type(other).load(folder)
 
 
@@ -380,3 +381,14 @@ def test_in_domain_is_false_for_values_of_a_column_never_observed(train_data) ->
     assert model.in_domain(X.drop(columns=["graphitic_fraction"]).iloc[:2]).all()
     assert not model.in_domain(X.iloc[:2].assign(graphitic_fraction=0.5)).any()
     assert math.isnan(model.domain_.low["graphitic_fraction"])
+
+
+def test_prediction_table_has_every_target_with_intervals() -> None:
+    data = virtual_lab_data(32, seed=1)
+    model = make("ridge").fit(data[list(DESIGN_COLUMNS)], data[list(TARGETS)])
+    table = model.predict_table(data[["candidate_id", *DESIGN_COLUMNS]].head(5))
+    assert table.columns[0] == "candidate_id"
+    for t in TARGETS:
+        assert (table[f"{t}_lower"] <= table[f"{t}_upper"]).all()
+        assert (table[f"{t}_std"] > 0).all()
+    assert table["in_domain"].dtype == bool

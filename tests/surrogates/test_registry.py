@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from poreml.exceptions import ConfigError
-from poreml.surrogates import Surrogate, available, get, make, register
-from poreml.surrogates.base import Features, FittedState
+from poreml.surrogates import Surrogate, available, get, load, make, register
+from poreml.surrogates.base import FittedState
 from poreml.surrogates.ensemble import EnsembleSurrogate
+from poreml.surrogates.features import Features
 from poreml.surrogates.gp import GPSurrogate
 from poreml.surrogates.registry import _REGISTRY
 from poreml.surrogates.trees import MeanSurrogate, RidgeSurrogate, TreesSurrogate
@@ -79,7 +80,7 @@ def test_a_new_model_is_one_decorated_class(train_data, tmp_path) -> None:
     X, y = train_data
     assert "median" in available()
     model = make("median").fit(X, y)
-    restored = Surrogate.load(model.save(tmp_path / "median"))
+    restored = load(model.save(tmp_path / "median"))
     assert restored.predict(X).equals(model.predict(X))
 
 

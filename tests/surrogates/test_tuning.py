@@ -12,8 +12,9 @@ import pytest
 from poreml.data.schema import DESIGN_COLUMNS
 from poreml.exceptions import ConfigError
 from poreml.surrogates import tuning
-from poreml.surrogates.evaluation import random_groups, virtual_lab_data
+from poreml.surrogates.evaluation import virtual_lab_data
 from poreml.surrogates.registry import available
+from poreml.surrogates.splits import random_groups
 
 TARGETS = ["ice_pct", "tap_density_g_cm3"]
 

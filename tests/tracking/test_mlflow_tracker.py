@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from poreml.tracking import DIGEST_TAG, MlflowTracker, dataset_digest
+from poreml.tracker import dataset_digest
+from poreml.tracking import DIGEST_TAG, MlflowTracker
 from poreml.tracking.mlflow_tracker import TrackingError
 
 

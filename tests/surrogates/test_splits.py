@@ -1,0 +1,22 @@
+"""Group labels and grouped K-fold splits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from poreml.surrogates.splits import grouped_splits, real_data_groups
+
+
+def test_reference_groups_never_straddle_train_and_test() -> None:
+    refs = ["Liu 2014", " liu 2014", "Kim 2020", "Kim 2020", "Wu 2019", None, None, "Ng 2021"]
+    data = pd.DataFrame({"reference": refs, "id": [f"S{i}" for i in range(len(refs))]})
+    groups = real_data_groups(data)
+    assert groups[0] == groups[1]  # trimmed, case-folded
+    assert groups[5] != groups[6]  # no reference: each row its own group (by id)
+    splits = grouped_splits(groups, n_splits=4, seed=3)
+    assert len(splits) == 4
+    tested = np.concatenate([te for _, te in splits])
+    assert sorted(tested.tolist()) == list(range(len(refs)))
+    for train, test in splits:
+        assert not set(groups[train]) & set(groups[test])
