@@ -147,8 +147,8 @@ def reference(task: str, log2_n: int) -> dict[str, Any]:
         return json.loads(path.read_text())
     import torch
 
+    from poreml.design.pareto import pareto_mask
     from poreml.optimize.models import make_decoder
-    from poreml.optimize.pareto import pareto_mask
     from poreml.virtual_lab.physics import simulate
 
     cfg = _config()

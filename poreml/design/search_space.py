@@ -41,7 +41,7 @@ from torch import Tensor
 from torch.quasirandom import SobolEngine
 
 from poreml.data import schema
-from poreml.design._validation import check_keys, check_type_field
+from poreml.design.checks import check_keys, check_type_field
 from poreml.design.expressions import Inequality, parse_inequality
 from poreml.design.parameters import (
     CategoricalParameter,
