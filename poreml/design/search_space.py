@@ -18,6 +18,10 @@ columns):
 Fixed parameters (and categorical ones with a single value) take no column; they are filled
 back in by :meth:`SearchSpace.from_tensor` and substituted as constants in the constraints.
 
+:meth:`SearchSpace.decode` is the one differentiable map from encoded tensors to design
+tensors in physical units; :meth:`SearchSpace.from_tensor`, the parameter constraints and the
+campaign's physics-aware models all go through it.
+
 Parameter constraints are :class:`~poreml.design.expressions.Inequality` objects in original
 units. A constraint that is linear in original units *and* involves only linear-scale free
 parameters stays linear on the cube and is exported in BoTorch's ``inequality_constraints``
@@ -68,6 +72,11 @@ def _constraint_key(i: int) -> str:
     return f"parameter_constraints[{i}].expr"
 
 
+def _contract_code(column: str, category: str) -> float:
+    """Position of ``category`` among the contract's categories of ``column`` (e.g. routes)."""
+    return float(schema.COLUMNS[column].categories.index(category))
+
+
 @dataclass(frozen=True, eq=False)
 class CubeConstraint:
     """One parameter constraint as a function of the encoded tensor: ``c(x) >= 0`` is feasible.
@@ -92,7 +101,7 @@ class CubeConstraint:
         Returns:
             Slack, shape ``(...)`` (a 0-d tensor for one point); differentiable in ``x``.
         """
-        return self.inequality.evaluate(self.space._values_from_cube(x))
+        return self.inequality.evaluate(self.space.decode(x))
 
     def __repr__(self) -> str:
         return f"CubeConstraint({str(self.inequality)!r})"
@@ -378,7 +387,7 @@ class SearchSpace:
             out[name] = [value] * n if isinstance(value, str) else np.full(n, float(value))
         n_cont = len(self._continuous)
         Xd[:, :n_cont] = Xd[:, :n_cont].clamp(0.0, 1.0)
-        values = self._values_from_cube(Xd)
+        values = self.decode(Xd)
         for p in self._continuous:
             lo, hi = p.bounds
             out[p.name] = np.clip(values[p.name].numpy(), lo, hi)
@@ -388,18 +397,41 @@ class SearchSpace:
         df = pd.DataFrame({name: out[name] for name in schema.DESIGN_COLUMNS})
         return df.astype({n: "float64" for n in schema.CONTINUOUS_DESIGN_COLUMNS})
 
-    def _values_from_cube(self, x: Tensor) -> dict[str, Any]:
-        """Original-unit values of the continuous columns (free: tensors ``(...)``; fixed:
-        floats), from encoded points ``(..., d)``; differentiable in ``x``."""
+    def decode(self, X: Tensor) -> dict[str, Tensor]:
+        """Design tensors in physical units from encoded points (differentiable).
+
+        The inverse of :meth:`to_tensor` on tensors, and the map every consumer of the encoded
+        space uses (:meth:`from_tensor`, the parameter constraints, physics-aware models).
+
+        Args:
+            X: encoded points, shape ``(..., d)``; any batch shape, e.g. ``(n, d)`` or BoTorch's
+                ``(b, q, d)``, a single point ``(d,)`` included.
+
+        Returns:
+            One tensor per design column (``schema.DESIGN_COLUMNS``, contract order), each of
+            shape ``X.shape[:-1]`` with ``X``'s dtype and device:
+
+            * free continuous columns in physical units, differentiable in ``X`` (not clipped:
+              points outside the unit cube extrapolate, linearly or in log10);
+            * fixed columns as constants;
+            * ``route`` (any categorical column) as a float code in contract order
+              (``schema.ROUTES``: bottom_up 0, top_down 1, transcription 2), from the space's
+              code rounded to the nearest allowed category; not differentiable.
+        """
+        shape = X.shape[:-1]
+        out: dict[str, Tensor] = {}
         n = len(self._continuous)
-        values: dict[str, Any] = {
-            name: float(v) for name, v in self._fixed.items() if not isinstance(v, str)
-        }
         if n:
-            t = unnormalize(x[..., :n], self._t_bounds.to(x), update_constant_bounds=False)
+            t = unnormalize(X[..., :n], self._t_bounds.to(X), update_constant_bounds=False)
             for j, p in enumerate(self._continuous):
-                values[p.name] = 10.0 ** t[..., j] if p.scale == "log" else t[..., j]
-        return values
+                out[p.name] = 10.0 ** t[..., j] if p.scale == "log" else t[..., j]
+        for d, p in zip(self.categorical_dims, self._categorical, strict=True):
+            table = torch.tensor([_contract_code(p.name, v) for v in p.values]).to(X)
+            out[p.name] = table[X[..., d].detach().round().clamp(0, len(p.values) - 1).long()]
+        for name, value in self._fixed.items():
+            code = _contract_code(name, value) if isinstance(value, str) else float(value)
+            out[name] = torch.full(shape, code, dtype=X.dtype, device=X.device)
+        return {name: out[name] for name in schema.DESIGN_COLUMNS}
 
     # -- checks -------------------------------------------------------------------------------
     def evaluate_constraints(self, X: Tensor) -> Tensor:
@@ -412,9 +444,9 @@ class SearchSpace:
             Tensor of shape ``(..., len(constraints))`` in original units; ``>= 0`` is
             feasible.
         """
-        values = self._values_from_cube(X)
         if not self._constraints:
             return X.new_zeros((*X.shape[:-1], 0))
+        values = self.decode(X)
         cols = [
             torch.as_tensor(c.evaluate(values), dtype=X.dtype, device=X.device).expand(X.shape[:-1])
             for c in self._constraints

@@ -365,3 +365,57 @@ def test_search_space_round_trips_through_json(contract_space: SearchSpace) -> N
     again = SearchSpace.from_dict(data)
     assert again == contract_space
     torch.testing.assert_close(again.sample_tensor(8, seed=0), contract_space.sample_tensor(8, 0))
+
+
+# -- decode -----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def campaign_space() -> SearchSpace:
+    """The search space of the two-objective example campaign (route free, d50 fixed)."""
+    from poreml.design.config import CampaignConfig
+
+    return CampaignConfig.from_toml("experiments/campaign_td_vs_buffering.toml").search_space()
+
+
+def test_decoder_matches_the_search_space_transform(campaign_space: SearchSpace) -> None:
+    space = campaign_space
+    X = space.sample_tensor(16, seed=3)
+    decoded = space.decode(X.unsqueeze(0))  # b x q x d → b x q
+    frame = space.from_tensor(X)
+    for name in schema.CONTINUOUS_DESIGN_COLUMNS:
+        np.testing.assert_allclose(decoded[name][0].numpy(), frame[name].to_numpy(), rtol=1e-9)
+    codes = decoded["route"][0].long().tolist()
+    assert [schema.ROUTES[c] for c in codes] == frame["route"].tolist()
+
+
+def test_decoder_is_differentiable_in_the_continuous_columns(campaign_space: SearchSpace) -> None:
+    space = campaign_space
+    X = space.sample_tensor(2, seed=0).requires_grad_(True)
+    out = space.decode(X)
+    out["pore_size_nm"].sum().backward()
+    assert X.grad is not None and X.grad.abs().sum() > 0
+
+
+def test_decode_keeps_batch_shapes_and_fills_fixed_columns(campaign_space: SearchSpace) -> None:
+    space = campaign_space
+    X = space.sample_tensor(6, seed=1)
+    for batch in (X[0], X, X.reshape(2, 3, space.dim)):
+        out = space.decode(batch)
+        assert list(out) == list(schema.DESIGN_COLUMNS)
+        assert all(v.shape == batch.shape[:-1] and v.dtype == X.dtype for v in out.values())
+        assert (out["d50_um"] == 12.0).all()
+
+
+def test_decode_gives_contract_route_codes_when_only_some_routes_are_allowed() -> None:
+    space = SearchSpace(
+        [
+            ContinuousParameter("porosity", (0.0, 0.8)),
+            CategoricalParameter("route", ["top_down", "transcription"]),
+        ]
+    )
+    X = torch.tensor([[0.5, 0.0], [0.5, 1.0]], dtype=torch.double)
+    assert space.decode(X)["route"].tolist() == [1.0, 2.0]
+    only = SearchSpace(
+        [ContinuousParameter("porosity", (0.0, 0.8)), FixedParameter("route", "bottom_up")]
+    )
+    assert space.decode(X)["porosity"].tolist() == pytest.approx([0.4, 0.4])
+    assert only.decode(X[:, :1])["route"].tolist() == [0.0, 0.0]
