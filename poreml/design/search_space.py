@@ -513,6 +513,18 @@ class SearchSpace:
         (combinations, with several categorical columns) spread evenly - counts differ by at
         most one - in a seeded random order.
 
+        Properties callers rely on (tested):
+
+        * uniform on the encoded cube, so log-scaled columns are log-uniform in original units;
+        * nested prefixes of the continuous columns: ``sample_tensor(m, seed)`` is the first
+          ``m`` rows of ``sample_tensor(n, seed)`` for ``m <= n`` (the campaign continues its
+          space-filling batches this way). The route codes are balanced within each call, not
+          nested across calls;
+        * stratified: without parameter constraints, the first ``2**k`` points put exactly one
+          point in each of the ``2**k`` equal slices of every continuous column (Sobol's
+          one-dimensional projections);
+        * deterministic for a seed, different across seeds.
+
         Args:
             n: number of points (``>= 0``).
             seed: seed of the Sobol scrambling and of the category order.
@@ -568,9 +580,45 @@ class SearchSpace:
         return torch.cat(kept)[:n] if kept else torch.zeros(0, n_cont, dtype=torch.double)
 
     def sample(self, n: int, seed: int) -> pd.DataFrame:
-        """:meth:`sample_tensor` decoded by :meth:`from_tensor`: ``n`` rows, every design
-        column."""
+        """The project's one design sampler: :meth:`sample_tensor` decoded by
+        :meth:`from_tensor`.
+
+        ``SearchSpace.contract_box().sample(n, seed)`` samples the whole contract design box.
+
+        Args:
+            n: number of designs (``>= 0``).
+            seed: seed of the Sobol scrambling and of the route order.
+
+        Returns:
+            ``n`` rows with every design column (``schema.DESIGN_COLUMNS``, contract order), no
+            ``candidate_id``.
+        """
         return self.from_tensor(self.sample_tensor(n, seed))
+
+    @classmethod
+    def contract_box(cls) -> SearchSpace:
+        """The contract's whole design box: every design column free, no constraint.
+
+        Each continuous design column spans its contract bounds (``schema.COLUMNS[name]
+        .bounds``), on a log scale where the schema says so (``pore_size_nm``,
+        ``si_domain_nm``); ``route`` may take every contract route. ``contract_box().sample(n,
+        seed)`` is the project's space-filling batch of designs (demo batches, surrogate
+        training and test sets, API benchmarks).
+
+        Returns:
+            A search space with ``dim == len(schema.DESIGN_COLUMNS)`` (eight continuous
+            columns, then the route code).
+        """
+        params: list[Parameter] = []
+        for name in schema.DESIGN_COLUMNS:
+            col = schema.COLUMNS[name]
+            if col.categories:
+                params.append(CategoricalParameter(name, col.categories))
+            else:
+                assert col.bounds is not None, f"design column {name} has contract bounds"
+                scale = "log" if col.log_scale else "linear"
+                params.append(ContinuousParameter(name, col.bounds, scale))
+        return cls(params)
 
     # -- serialisation ------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
