@@ -69,9 +69,9 @@ SCREEN_SETTINGS: dict[str, Any] = {
 
 def candidates(n: int, seed: int) -> list[dict[str, Any]]:
     """``n`` space-filling designs over the contract box, as API candidates."""
-    from poreml.virtual_lab import space_filling_designs
+    from poreml.design.search_space import SearchSpace
 
-    rows = space_filling_designs(n, seed=seed).to_dict("records")
+    rows = SearchSpace.contract_box().sample(n, seed=seed).to_dict("records")
     return [{"candidate_id": f"b{i}", **row} for i, row in enumerate(rows)]
 
 

@@ -148,13 +148,11 @@ def reference(task: str, log2_n: int) -> dict[str, Any]:
         return json.loads(path.read_text())
     import torch
 
-    from poreml.optimize.models import make_decoder
-    from poreml.optimize.pareto import pareto_mask
+    from poreml.design.pareto import pareto_mask
     from poreml.virtual_lab.physics import simulate
 
     cfg = _config()
     space = cfg.search_space()
-    decode = make_decoder(space)
     params = _lab(task).params
     engine = torch.quasirandom.SobolEngine(space.dim, scramble=True, seed=12345)
     n_total, chunk = 2**log2_n, 2**16
@@ -170,7 +168,7 @@ def reference(task: str, log2_n: int) -> dict[str, Any]:
             max=k - 1
         )
         U = U[(space.evaluate_constraints(U) >= 0).all(dim=-1)]
-        values = {name: v.numpy() for name, v in decode(U).items()}
+        values = {name: v.numpy() for name, v in space.decode(U).items()}
         values["route"] = values["route"].astype(int)
         out = simulate(values, params)
         ok = np.asarray(out["feasible"], dtype=bool)

@@ -45,6 +45,7 @@ if str(REPO) not in sys.path:  # run as a plain script from a checkout
 from poreml.data.io import read_csv, write_json, write_text  # noqa: E402
 from poreml.data.schema import DESIGN_COLUMNS  # noqa: E402
 from poreml.data.validation import validate_table  # noqa: E402
+from poreml.design.search_space import SearchSpace  # noqa: E402
 from poreml.surrogates import evaluation as ev  # noqa: E402
 from poreml.surrogates.base import TARGETS  # noqa: E402
 from poreml.surrogates.figures import (  # noqa: E402
@@ -175,7 +176,7 @@ def bench_learning_curves(
 
 def bench_gp_speed(n_train: int, n_candidates: int, seed: int, repeats: int) -> dict[str, Any]:
     data = ev.virtual_lab_data(n_train, seed=seed)
-    candidates = ev.sample_designs(n_candidates, seed + 123)[list(DESIGN_COLUMNS)]
+    candidates = SearchSpace.contract_box().sample(n_candidates, seed + 123)
     X, y = data[list(DESIGN_COLUMNS)], data[list(TARGETS)]
     fits, preds = [], []
     for _ in range(repeats):

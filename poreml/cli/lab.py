@@ -88,17 +88,18 @@ def demo_cmd(
     """Measure a space-filling batch over the three routes plus the reference materials T1-T7.
 
     Prints one noisy measurement per design: the seven literature materials of spec §8.2 first,
-    then N Latin-hypercube designs over the contract search box (routes balanced).
+    then N scrambled-Sobol designs over the contract search box (routes balanced).
     """
     import pandas as pd
     from rich.console import Console
 
-    from poreml.virtual_lab import VirtualLab, reference_designs, space_filling_designs
+    from poreml.design.search_space import SearchSpace
+    from poreml.virtual_lab import VirtualLab, reference_designs
 
     lab = VirtualLab(scenario)
     refs = reference_designs([f"T{i}" for i in range(1, 8)])
     names = dict(zip(refs["candidate_id"], refs["case"], strict=True))
-    batch = space_filling_designs(n, seed)
+    batch = SearchSpace.contract_box().sample(n, seed)
     batch.insert(0, "candidate_id", [f"VL-{i:04d}" for i in range(1, n + 1)])
     designs = pd.concat([refs.drop(columns="case"), batch], ignore_index=True)
     res = lab.measure(designs, seed=seed)
@@ -139,7 +140,7 @@ def demo_cmd(
     legend = "; ".join(f"{k} {v}" for k, v in names.items())
     console.print(
         f"Literature materials of spec §8.2 (assumed compositions): {legend}. "
-        "VL-…: Latin-hypercube designs over the contract search box."
+        "VL-…: scrambled-Sobol designs over the contract search box."
     )
     n_ok = int(res["feasible"].sum())
     console.print(

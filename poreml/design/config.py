@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from poreml.data import schema
-from poreml.design._validation import (
+from poreml.design.checks import (
     as_float,
     as_int,
     as_str,

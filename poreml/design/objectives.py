@@ -7,9 +7,10 @@
 
 BoTorch maximises. The helpers here express everything as "larger is better" by a sign flip:
 ``sign = +1`` for ``maximize`` / ``>=`` and ``-1`` for ``minimize`` / ``<=``.
-:func:`to_maximization` gives the signed objective matrix, :func:`reference_point` the signed
-thresholds, and :func:`outcome_constraint_matrix` the ``(A, b)`` pair, ``A @ y <= b`` meaning
-feasible, that ``botorch.utils.constraints.get_outcome_constraint_transforms`` takes.
+:func:`signed_objectives` (and :func:`to_maximization`, which insists on every column) give
+the signed objective matrix, :func:`reference_point` the signed thresholds, and
+:func:`outcome_constraint_matrix` the ``(A, b)`` pair, ``A @ y <= b`` meaning feasible, that
+``botorch.utils.constraints.get_outcome_constraint_transforms`` takes.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from poreml.data import schema
-from poreml.design._validation import (
+from poreml.design.checks import (
     as_choice,
     as_float,
     check_keys,
@@ -38,6 +39,7 @@ __all__ = [
     "OutcomeConstraint",
     "outcome_constraint_matrix",
     "reference_point",
+    "signed_objectives",
     "to_maximization",
 ]
 
@@ -207,8 +209,32 @@ class OutcomeConstraint:
         return cls(data["name"], data["op"], data["bound"])
 
 
+def signed_objectives(df: pd.DataFrame, objectives: Sequence[Objective]) -> np.ndarray:
+    """Objective values of ``df`` in the larger-is-better frame, unmeasured ones as NaN.
+
+    Args:
+        df: rows with (at least) a column per objective name; a missing column, an empty or a
+            non-numeric cell reads as NaN (not measured).
+        objectives: the objectives, in output-column order.
+
+    Returns:
+        Float array of shape ``(len(df), len(objectives))``, column ``j`` being
+        ``objectives[j].sign * df[objectives[j].name]``.
+    """
+    cols = [
+        pd.to_numeric(df[o.name], errors="coerce").to_numpy(dtype=float)
+        if o.name in df.columns
+        else np.full(len(df), np.nan)
+        for o in objectives
+    ]
+    values = np.stack(cols, axis=-1) if cols else np.zeros((len(df), 0))
+    return values * np.array([o.sign for o in objectives])
+
+
 def to_maximization(df: pd.DataFrame, objectives: Sequence[Objective]) -> np.ndarray:
-    """The objective columns of ``df`` in the larger-is-better frame.
+    """The objective columns of ``df`` in the larger-is-better frame, every column required.
+
+    :func:`signed_objectives` for data that must hold every objective column.
 
     Args:
         df: rows with (at least) one column per objective name; NaN stays NaN.
@@ -229,8 +255,7 @@ def to_maximization(df: pd.DataFrame, objectives: Sequence[Objective]) -> np.nda
             f"<no column {', '.join(map(repr, missing))}>",
             "add the measured columns to the data, or drop the objectives",
         )
-    values = df[[o.name for o in objectives]].to_numpy(dtype=float)
-    return values * np.array([o.sign for o in objectives])
+    return signed_objectives(df, objectives)
 
 
 def reference_point(objectives: Sequence[Objective]) -> list[float]:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from poreml.data import schema
-from poreml.design._validation import (
+from poreml.design.checks import (
     as_choice,
     as_float,
     check_keys,

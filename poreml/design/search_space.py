@@ -18,6 +18,10 @@ columns):
 Fixed parameters (and categorical ones with a single value) take no column; they are filled
 back in by :meth:`SearchSpace.from_tensor` and substituted as constants in the constraints.
 
+:meth:`SearchSpace.decode` is the one differentiable map from encoded tensors to design
+tensors in physical units; :meth:`SearchSpace.from_tensor`, the parameter constraints and the
+campaign's physics-aware models all go through it.
+
 Parameter constraints are :class:`~poreml.design.expressions.Inequality` objects in original
 units. A constraint that is linear in original units *and* involves only linear-scale free
 parameters stays linear on the cube and is exported in BoTorch's ``inequality_constraints``
@@ -41,7 +45,7 @@ from torch import Tensor
 from torch.quasirandom import SobolEngine
 
 from poreml.data import schema
-from poreml.design._validation import check_keys, check_type_field
+from poreml.design.checks import check_keys, check_type_field
 from poreml.design.expressions import Inequality, parse_inequality
 from poreml.design.parameters import (
     CategoricalParameter,
@@ -68,6 +72,11 @@ def _constraint_key(i: int) -> str:
     return f"parameter_constraints[{i}].expr"
 
 
+def _contract_code(column: str, category: str) -> float:
+    """Position of ``category`` among the contract's categories of ``column`` (e.g. routes)."""
+    return float(schema.COLUMNS[column].categories.index(category))
+
+
 @dataclass(frozen=True, eq=False)
 class CubeConstraint:
     """One parameter constraint as a function of the encoded tensor: ``c(x) >= 0`` is feasible.
@@ -92,7 +101,7 @@ class CubeConstraint:
         Returns:
             Slack, shape ``(...)`` (a 0-d tensor for one point); differentiable in ``x``.
         """
-        return self.inequality.evaluate(self.space._values_from_cube(x))
+        return self.inequality.evaluate(self.space.decode(x))
 
     def __repr__(self) -> str:
         return f"CubeConstraint({str(self.inequality)!r})"
@@ -378,7 +387,7 @@ class SearchSpace:
             out[name] = [value] * n if isinstance(value, str) else np.full(n, float(value))
         n_cont = len(self._continuous)
         Xd[:, :n_cont] = Xd[:, :n_cont].clamp(0.0, 1.0)
-        values = self._values_from_cube(Xd)
+        values = self.decode(Xd)
         for p in self._continuous:
             lo, hi = p.bounds
             out[p.name] = np.clip(values[p.name].numpy(), lo, hi)
@@ -388,18 +397,41 @@ class SearchSpace:
         df = pd.DataFrame({name: out[name] for name in schema.DESIGN_COLUMNS})
         return df.astype({n: "float64" for n in schema.CONTINUOUS_DESIGN_COLUMNS})
 
-    def _values_from_cube(self, x: Tensor) -> dict[str, Any]:
-        """Original-unit values of the continuous columns (free: tensors ``(...)``; fixed:
-        floats), from encoded points ``(..., d)``; differentiable in ``x``."""
+    def decode(self, X: Tensor) -> dict[str, Tensor]:
+        """Design tensors in physical units from encoded points (differentiable).
+
+        The inverse of :meth:`to_tensor` on tensors, and the map every consumer of the encoded
+        space uses (:meth:`from_tensor`, the parameter constraints, physics-aware models).
+
+        Args:
+            X: encoded points, shape ``(..., d)``; any batch shape, e.g. ``(n, d)`` or BoTorch's
+                ``(b, q, d)``, a single point ``(d,)`` included.
+
+        Returns:
+            One tensor per design column (``schema.DESIGN_COLUMNS``, contract order), each of
+            shape ``X.shape[:-1]`` with ``X``'s dtype and device:
+
+            * free continuous columns in physical units, differentiable in ``X`` (not clipped:
+              points outside the unit cube extrapolate, linearly or in log10);
+            * fixed columns as constants;
+            * ``route`` (any categorical column) as a float code in contract order
+              (``schema.ROUTES``: bottom_up 0, top_down 1, transcription 2), from the space's
+              code rounded to the nearest allowed category; not differentiable.
+        """
+        shape = X.shape[:-1]
+        out: dict[str, Tensor] = {}
         n = len(self._continuous)
-        values: dict[str, Any] = {
-            name: float(v) for name, v in self._fixed.items() if not isinstance(v, str)
-        }
         if n:
-            t = unnormalize(x[..., :n], self._t_bounds.to(x), update_constant_bounds=False)
+            t = unnormalize(X[..., :n], self._t_bounds.to(X), update_constant_bounds=False)
             for j, p in enumerate(self._continuous):
-                values[p.name] = 10.0 ** t[..., j] if p.scale == "log" else t[..., j]
-        return values
+                out[p.name] = 10.0 ** t[..., j] if p.scale == "log" else t[..., j]
+        for d, p in zip(self.categorical_dims, self._categorical, strict=True):
+            table = torch.tensor([_contract_code(p.name, v) for v in p.values]).to(X)
+            out[p.name] = table[X[..., d].detach().round().clamp(0, len(p.values) - 1).long()]
+        for name, value in self._fixed.items():
+            code = _contract_code(name, value) if isinstance(value, str) else float(value)
+            out[name] = torch.full(shape, code, dtype=X.dtype, device=X.device)
+        return {name: out[name] for name in schema.DESIGN_COLUMNS}
 
     # -- checks -------------------------------------------------------------------------------
     def evaluate_constraints(self, X: Tensor) -> Tensor:
@@ -412,9 +444,9 @@ class SearchSpace:
             Tensor of shape ``(..., len(constraints))`` in original units; ``>= 0`` is
             feasible.
         """
-        values = self._values_from_cube(X)
         if not self._constraints:
             return X.new_zeros((*X.shape[:-1], 0))
+        values = self.decode(X)
         cols = [
             torch.as_tensor(c.evaluate(values), dtype=X.dtype, device=X.device).expand(X.shape[:-1])
             for c in self._constraints
@@ -481,6 +513,18 @@ class SearchSpace:
         (combinations, with several categorical columns) spread evenly - counts differ by at
         most one - in a seeded random order.
 
+        Properties callers rely on (tested):
+
+        * uniform on the encoded cube, so log-scaled columns are log-uniform in original units;
+        * nested prefixes of the continuous columns: ``sample_tensor(m, seed)`` is the first
+          ``m`` rows of ``sample_tensor(n, seed)`` for ``m <= n`` (the campaign continues its
+          space-filling batches this way). The route codes are balanced within each call, not
+          nested across calls;
+        * stratified: without parameter constraints, the first ``2**k`` points put exactly one
+          point in each of the ``2**k`` equal slices of every continuous column (Sobol's
+          one-dimensional projections);
+        * deterministic for a seed, different across seeds.
+
         Args:
             n: number of points (``>= 0``).
             seed: seed of the Sobol scrambling and of the category order.
@@ -536,9 +580,45 @@ class SearchSpace:
         return torch.cat(kept)[:n] if kept else torch.zeros(0, n_cont, dtype=torch.double)
 
     def sample(self, n: int, seed: int) -> pd.DataFrame:
-        """:meth:`sample_tensor` decoded by :meth:`from_tensor`: ``n`` rows, every design
-        column."""
+        """The project's one design sampler: :meth:`sample_tensor` decoded by
+        :meth:`from_tensor`.
+
+        ``SearchSpace.contract_box().sample(n, seed)`` samples the whole contract design box.
+
+        Args:
+            n: number of designs (``>= 0``).
+            seed: seed of the Sobol scrambling and of the route order.
+
+        Returns:
+            ``n`` rows with every design column (``schema.DESIGN_COLUMNS``, contract order), no
+            ``candidate_id``.
+        """
         return self.from_tensor(self.sample_tensor(n, seed))
+
+    @classmethod
+    def contract_box(cls) -> SearchSpace:
+        """The contract's whole design box: every design column free, no constraint.
+
+        Each continuous design column spans its contract bounds (``schema.COLUMNS[name]
+        .bounds``), on a log scale where the schema says so (``pore_size_nm``,
+        ``si_domain_nm``); ``route`` may take every contract route. ``contract_box().sample(n,
+        seed)`` is the project's space-filling batch of designs (demo batches, surrogate
+        training and test sets, API benchmarks).
+
+        Returns:
+            A search space with ``dim == len(schema.DESIGN_COLUMNS)`` (eight continuous
+            columns, then the route code).
+        """
+        params: list[Parameter] = []
+        for name in schema.DESIGN_COLUMNS:
+            col = schema.COLUMNS[name]
+            if col.categories:
+                params.append(CategoricalParameter(name, col.categories))
+            else:
+                assert col.bounds is not None, f"design column {name} has contract bounds"
+                scale = "log" if col.log_scale else "linear"
+                params.append(ContinuousParameter(name, col.bounds, scale))
+        return cls(params)
 
     # -- serialisation ------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -25,9 +25,9 @@ outcome surrogates (early in a campaign most space-filling points fail, and drop
 starves the surrogates); ``use_failed=False`` fits the outcome surrogates on successful (or
 unflagged) observations only.
 
-:func:`make_decoder` maps encoded tensors back to design tensors in physical units (the
-differentiable counterpart of :meth:`SearchSpace.from_tensor`), built only on the search
-space's public attributes.
+Models that need the design in physical units (the surrogates, the physics prior) get it from
+:meth:`SearchSpace.decode <poreml.design.search_space.SearchSpace.decode>`, the one map from
+encoded tensors to design tensors.
 """
 
 from __future__ import annotations
@@ -49,8 +49,7 @@ from botorch.models.transforms.outcome import Standardize
 from gpytorch.mlls import ExactMarginalLogLikelihood
 from torch import Tensor
 
-from poreml.data.schema import DESIGN_COLUMNS, ROUTES
-from poreml.design.parameters import CategoricalParameter, ContinuousParameter, FixedParameter
+from poreml.data.schema import DESIGN_COLUMNS
 from poreml.design.search_space import SearchSpace
 from poreml.exceptions import OptimizationError
 
@@ -63,7 +62,6 @@ __all__ = [
     "PhysicsPriorFeasibilityModel",
     "fit_campaign_model",
     "fit_native_gp",
-    "make_decoder",
 ]
 
 
@@ -81,59 +79,6 @@ BoTorch GP on the encoded space (no physics prior; a baseline for comparisons)."
 
 MIN_ROWS = 2
 """Fewest measured rows an outcome needs to be modelled."""
-
-
-def make_decoder(space: SearchSpace) -> Callable[[Tensor], dict[str, Tensor]]:
-    """Differentiable map from encoded points to design tensors in physical units.
-
-    Args:
-        space: the search space that defines the encoding.
-
-    Returns:
-        ``decode(X)`` taking ``X`` of shape ``(..., d)`` and returning a dict with the eight
-        continuous design columns (shape ``(...)``, physical units, differentiable in ``X``)
-        and ``"route"`` (shape ``(...)``, float route codes in
-        :data:`~poreml.data.schema.ROUTES` order: bottom_up 0, top_down 1, transcription 2).
-    """
-    index = {name: i for i, name in enumerate(space.feature_names)}
-    specs: list[tuple[str, str, Any]] = []
-    for p in space.parameters:
-        if isinstance(p, ContinuousParameter):
-            lo, hi = p.bounds
-            if p.scale == "log":
-                specs.append((p.name, "log", (math.log10(lo), math.log10(hi))))
-            else:
-                specs.append((p.name, "linear", (lo, hi)))
-        elif isinstance(p, CategoricalParameter) and p.name in index:
-            codes = [float(ROUTES.index(v)) for v in p.values]
-            specs.append((p.name, "category", codes))
-        elif isinstance(p, CategoricalParameter):
-            specs.append((p.name, "fixed", float(ROUTES.index(p.values[0]))))
-        elif isinstance(p, FixedParameter):
-            value = float(ROUTES.index(p.value)) if p.name == "route" else float(p.value)
-            specs.append((p.name, "fixed", value))
-
-    def decode(X: Tensor) -> dict[str, Tensor]:
-        out: dict[str, Tensor] = {}
-        shape = X.shape[:-1]
-        for name, kind, arg in specs:
-            if kind == "fixed":
-                out[name] = torch.full(shape, arg, dtype=X.dtype, device=X.device)
-                continue
-            x = X[..., index[name]]
-            if kind == "linear":
-                lo, hi = arg
-                out[name] = lo + (hi - lo) * x
-            elif kind == "log":
-                lo, hi = arg
-                out[name] = 10.0 ** (lo + (hi - lo) * x)
-            else:
-                table = torch.tensor(arg, dtype=X.dtype, device=X.device)
-                k = x.detach().round().clamp(0, len(arg) - 1).long()
-                out[name] = table[k]
-        return out
-
-    return decode
 
 
 class OneHotInputModel(Model):
@@ -211,7 +156,7 @@ class PhysicsPriorFeasibilityModel(Model):
 
     Args:
         residual: the fitted residual GP (one output) on the encoded space.
-        decode: encoded tensor → design tensors (:func:`make_decoder`).
+        decode: encoded tensor → design tensors (:meth:`SearchSpace.decode`).
         params: virtual-lab parameters whose route windows form the prior.
         tau: decay length of the prior outside the windows (log-size units).
     """
@@ -416,7 +361,7 @@ def fit_campaign_model(
         )
     cat_dims = space.categorical_dims
     n_cats = [len(v) for v in space.categories.values()]
-    decode = make_decoder(space)
+    decode = space.decode
     if surrogate == NATIVE_SURROGATE:
         supported: list[str] = []
     else:

@@ -2,9 +2,9 @@
 
 Everything here works in the *larger-is-better* frame of :mod:`poreml.design.objectives`:
 ``sign * y`` with ``sign = +1`` for maximised and ``-1`` for minimised objectives, and the
-reference point is the signed objective thresholds. Dominance and hypervolume use BoTorch's
-:func:`~botorch.utils.multi_objective.pareto.is_non_dominated` and
-:class:`~botorch.utils.multi_objective.hypervolume.Hypervolume`.
+reference point is the signed objective thresholds. Dominance is
+:func:`poreml.design.pareto.pareto_mask` (identical non-dominated rows are all on the front);
+the hypervolume is BoTorch's :class:`~botorch.utils.multi_objective.hypervolume.Hypervolume`.
 
 Which observations count for the *observed* front (:func:`eligible_mask`):
 
@@ -27,10 +27,10 @@ import numpy as np
 import pandas as pd
 import torch
 from botorch.utils.multi_objective.hypervolume import Hypervolume
-from botorch.utils.multi_objective.pareto import is_non_dominated
 
 from poreml.data import schema
-from poreml.design.objectives import Objective, OutcomeConstraint
+from poreml.design.objectives import Objective, OutcomeConstraint, signed_objectives
+from poreml.design.pareto import pareto_mask
 
 if TYPE_CHECKING:
     from botorch.models.model import Model
@@ -42,53 +42,8 @@ __all__ = [
     "hypervolume",
     "observed_front",
     "observed_hypervolume",
-    "pareto_mask",
     "predicted_front",
-    "signed_objectives",
 ]
-
-
-def signed_objectives(df: pd.DataFrame, objectives: Sequence[Objective]) -> np.ndarray:
-    """Objective values of ``df`` in the larger-is-better frame.
-
-    Args:
-        df: rows with (at least) a column per objective name; missing columns read as NaN.
-        objectives: the objectives, in output-column order.
-
-    Returns:
-        Float array of shape ``(len(df), len(objectives))``; NaN where not measured.
-    """
-    cols = [
-        pd.to_numeric(df[o.name], errors="coerce").to_numpy(dtype=float)
-        if o.name in df.columns
-        else np.full(len(df), np.nan)
-        for o in objectives
-    ]
-    values = np.stack(cols, axis=-1) if cols else np.zeros((len(df), 0))
-    return values * np.array([o.sign for o in objectives])
-
-
-def pareto_mask(Y: np.ndarray | torch.Tensor) -> np.ndarray:
-    """Non-dominated rows of ``Y`` (larger is better); rows with NaN are never on the front.
-
-    Duplicated rows are kept once (the first one).
-
-    Args:
-        Y: outcomes, shape ``(n, m)``.
-
-    Returns:
-        Boolean array of shape ``(n,)``.
-    """
-    Yt = torch.as_tensor(np.asarray(Y, dtype=float), dtype=torch.double)
-    if Yt.ndim != 2:
-        raise ValueError(f"expected Y of shape (n, m), got {tuple(Yt.shape)}")
-    if Yt.shape[0] == 0:
-        return np.zeros(0, dtype=bool)
-    finite = torch.isfinite(Yt).all(dim=-1)
-    mask = torch.zeros(Yt.shape[0], dtype=torch.bool)
-    if finite.any():
-        mask[finite] = is_non_dominated(Yt[finite], deduplicate=True)
-    return mask.numpy()
 
 
 def hypervolume(Y: np.ndarray | torch.Tensor, ref_point: Sequence[float]) -> float:
@@ -113,7 +68,9 @@ def hypervolume(Y: np.ndarray | torch.Tensor, ref_point: Sequence[float]) -> flo
     Yt = Yt[keep]
     if Yt.shape[0] == 0:
         return 0.0
-    front = Yt[is_non_dominated(Yt, deduplicate=True)]
+    Y_np = Yt.numpy()
+    _, first = np.unique(Y_np, axis=0, return_index=True)  # identical rows add no volume
+    front = Yt[np.sort(first[pareto_mask(Y_np[first])])]
     if ref.shape[0] == 1:
         return float((front.max() - ref[0]).item())
     return float(Hypervolume(ref_point=ref).compute(front))

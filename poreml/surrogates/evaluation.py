@@ -28,8 +28,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from poreml.data.schema import COLUMNS, DESIGN_COLUMNS, ROUTES
+from poreml.data.schema import COLUMNS
 from poreml.exceptions import ConfigError, DataValidationError, Problem
+from poreml.design.search_space import SearchSpace
 from poreml.surrogates.base import TARGETS, Surrogate
 from poreml.surrogates.features import FEATURE_SETS
 from poreml.surrogates.metrics import (
@@ -56,7 +57,6 @@ __all__ = [
     "fit_fold",
     "heldout_metrics",
     "learning_curves",
-    "sample_designs",
     "virtual_lab_data",
 ]
 
@@ -419,43 +419,6 @@ def _log_real(tracker: Tracker, result: RealDataEvaluation) -> None:
 # Virtual lab
 
 
-def sample_designs(n: int, seed: int) -> pd.DataFrame:
-    """Space-filling designs over the contract search box (scrambled Sobol, seeded).
-
-    Continuous columns: contract bounds, log10-uniform for log-scale columns (``pore_size_nm``,
-    ``si_domain_nm``), uniform otherwise. ``route``: from one more Sobol dimension, so each
-    route gets about a third of the rows. Prefixes of a sample are themselves space filling
-    (balanced at powers of two), which learning curves use.
-
-    Args:
-        n: number of designs (>= 1).
-        seed: Sobol scrambling seed.
-
-    Returns:
-        Frame with ``candidate_id`` (``d0000``…) and the nine design columns.
-    """
-    from scipy.stats import qmc
-
-    if n < 1:
-        raise ConfigError(f"n: expected an integer >= 1 (got {n!r})")
-    continuous = [c for c in DESIGN_COLUMNS if c != "route"]
-    engine = qmc.Sobol(d=len(continuous) + 1, scramble=True, rng=np.random.default_rng(seed))
-    m = math.ceil(math.log2(max(n, 2)))
-    u = engine.random_base2(m)[:n]
-    out: dict[str, Any] = {"candidate_id": [f"d{i:04d}" for i in range(n)]}
-    out["route"] = [ROUTES[min(int(v * len(ROUTES)), len(ROUTES) - 1)] for v in u[:, -1]]
-    for j, name in enumerate(continuous):
-        col = COLUMNS[name]
-        assert col.bounds is not None
-        lo, hi = col.bounds
-        if col.log_scale:
-            out[name] = 10 ** (math.log10(lo) + u[:, j] * (math.log10(hi) - math.log10(lo)))
-        else:
-            out[name] = lo + u[:, j] * (hi - lo)
-    frame = pd.DataFrame(out)
-    return frame[["candidate_id", *DESIGN_COLUMNS]]
-
-
 def virtual_lab_data(
     n: int,
     *,
@@ -464,7 +427,8 @@ def virtual_lab_data(
     seed: int = 0,
     noise: bool = True,
 ) -> pd.DataFrame:
-    """Designs from :func:`sample_designs` measured by the virtual lab.
+    """Designs of the contract box (:meth:`SearchSpace.sample
+    <poreml.design.search_space.SearchSpace.sample>`) measured by the virtual lab.
 
     Args:
         n: number of rows.
@@ -474,11 +438,11 @@ def virtual_lab_data(
         noise: noisy measurements (True) or the noise-free model.
 
     Returns:
-        The lab's output: ``candidate_id``, design columns, measured columns, ``feasible``.
+        The lab's output: ``candidate_id`` (``d0000``…), design columns, measured columns,
+        ``feasible``.
     """
-    from poreml.virtual_lab import VirtualLab
-
-    designs = sample_designs(n, seed)
+    designs = SearchSpace.contract_box().sample(n, seed)
+    designs.insert(0, "candidate_id", [f"d{i:04d}" for i in range(n)])
     lab = VirtualLab(scenario=scenario, instance_seed=instance_seed)
     return lab.measure(designs, seed=seed, noise=True) if noise else lab.evaluate(designs)
 
@@ -498,10 +462,11 @@ def learning_curves(
 ) -> pd.DataFrame:
     """Virtual-lab learning curves: accuracy against training-set size, per task and target.
 
-    For each task, one training sample of ``max(sizes)`` designs (:func:`sample_designs` with
-    ``seed``) is measured with noise; the first ``n`` rows train the model for each ``n``. The
-    test set is ``n_test`` other designs (seed ``test_seed``) evaluated without noise; the
-    intervals scored are those of the latent mean.
+    For each task, one training sample of ``max(sizes)`` designs of the contract box
+    (:meth:`SearchSpace.sample <poreml.design.search_space.SearchSpace.sample>` with ``seed``)
+    is measured with noise; the first ``n`` rows train the model for each ``n``. The test set is
+    ``n_test`` other designs (seed ``test_seed``) evaluated without noise; the intervals scored
+    are those of the latent mean.
 
     Args:
         model: registry name.
@@ -525,11 +490,12 @@ def learning_curves(
         raise ConfigError(f"sizes: expected integers >= 2 (got {sizes})")
     inputs = list(FEATURE_SETS[feature_set])
     targets = [t for t in TARGETS if t not in inputs]
-    test_designs = sample_designs(n_test, test_seed)
+    box = SearchSpace.contract_box()
+    test_designs = box.sample(n_test, test_seed)
     rows = []
     for task in tasks:
         lab = VirtualLab(scenario=task.scenario, instance_seed=task.instance_seed)
-        train = lab.measure(sample_designs(max(sizes), seed), seed=seed, noise=True)
+        train = lab.measure(box.sample(max(sizes), seed), seed=seed, noise=True)
         test = lab.evaluate(test_designs)
         for n in sizes:
             part = train.iloc[:n]

@@ -36,7 +36,7 @@ from poreml.virtual_lab.physics import (
     feasibility,
     simulate,
 )
-from poreml.virtual_lab.reference import reference_designs, space_filling_designs
+from poreml.virtual_lab.reference import reference_designs
 
 __all__ = [
     "CONTRACT_OUTPUTS",
@@ -60,5 +60,4 @@ __all__ = [
     "reference_designs",
     "simulate",
     "simulate_measurement",
-    "space_filling_designs",
 ]

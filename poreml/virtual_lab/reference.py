@@ -1,4 +1,4 @@
-"""Reference designs of the virtual-lab spec (section 8.1, cases T0-T13) and demo batches.
+"""Reference designs of the virtual-lab spec (section 8.1, cases T0-T13).
 
 The reference designs are the verification cases of the spec: T0 is the reference design of
 the trend sweeps (section 8.5), T1-T7 the seven literature materials of section 8.2, T8-T12
@@ -7,12 +7,11 @@ knowledge anchors (section 8.4) and T13 the contract default design.
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
-from poreml.data.schema import COLUMNS, CONTINUOUS_DESIGN_COLUMNS, DESIGN_COLUMNS, ROUTES
+from poreml.data.schema import CONTINUOUS_DESIGN_COLUMNS, DESIGN_COLUMNS
 
-__all__ = ["REFERENCE_CASES", "reference_designs", "space_filling_designs"]
+__all__ = ["REFERENCE_CASES", "reference_designs"]
 
 # (id, case name, route, pore_size_nm, porosity, closed_pore_fraction, carbon_wt_pct,
 #  si_domain_nm, shell_nm, d50_um, graphitic_fraction): spec section 8.1.
@@ -55,35 +54,3 @@ def reference_designs(cases: list[str] | None = None) -> pd.DataFrame:
             raise KeyError(f"unknown reference case(s) {unknown}; known: T0 … T13")
         frame = frame.set_index("candidate_id").loc[cases].reset_index()
     return frame.reset_index(drop=True)
-
-
-def space_filling_designs(n: int, seed: int = 0) -> pd.DataFrame:
-    """A Latin-hypercube batch over the contract search box, routes balanced.
-
-    Each continuous design column is stratified into ``n`` equal slices of its contract bounds
-    (log10 scale for log-scaled columns, e.g. ``pore_size_nm`` and ``si_domain_nm``), one
-    point per slice in random order; routes cycle through the three routes in random order.
-
-    Args:
-        n: number of designs (≥ 1).
-        seed: seed of ``numpy.random.default_rng``.
-
-    Returns:
-        Frame with the nine design columns (contract order), ``n`` rows.
-    """
-    if n < 1:
-        raise ValueError(f"expected n >= 1 (got {n})")
-    rng = np.random.default_rng(seed)
-    data: dict[str, object] = {}
-    routes = np.resize(np.arange(len(ROUTES)), n)
-    data["route"] = np.asarray(ROUTES)[rng.permutation(routes)]
-    for name in CONTINUOUS_DESIGN_COLUMNS:
-        col = COLUMNS[name]
-        assert col.bounds is not None
-        lo, hi = col.bounds
-        u = (rng.permutation(n) + rng.random(n)) / n
-        if col.log_scale:
-            data[name] = 10.0 ** (np.log10(lo) + u * (np.log10(hi) - np.log10(lo)))
-        else:
-            data[name] = lo + u * (hi - lo)
-    return pd.DataFrame(data, columns=list(DESIGN_COLUMNS))

@@ -30,9 +30,9 @@ SCREEN_BODY: dict[str, Any] = {
 
 def designs(n: int, seed: int = 1) -> list[dict[str, Any]]:
     """``n`` space-filling candidates with ids ``c0``, ``c1``, ..."""
-    from poreml.virtual_lab import space_filling_designs
+    from poreml.design.search_space import SearchSpace
 
-    frame = space_filling_designs(n, seed=seed)
+    frame = SearchSpace.contract_box().sample(n, seed=seed)
     rows = frame.to_dict("records")
     return [{"candidate_id": f"c{i}", **row} for i, row in enumerate(rows)]
 

@@ -17,9 +17,9 @@ from poreml.data.validation import validate_designs
 
 def design_frame(n: int, seed: int) -> pd.DataFrame:
     """``n`` validated space-filling designs."""
-    from poreml.virtual_lab import space_filling_designs
+    from poreml.design.search_space import SearchSpace
 
-    return validate_designs(space_filling_designs(n, seed=seed))
+    return validate_designs(SearchSpace.contract_box().sample(n, seed=seed))
 
 
 def assert_matches_surrogate(pred: service.Predictions, surrogate: Any, X: pd.DataFrame) -> None:

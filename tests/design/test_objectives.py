@@ -15,6 +15,7 @@ from poreml.design.objectives import (
     OutcomeConstraint,
     outcome_constraint_matrix,
     reference_point,
+    signed_objectives,
     to_maximization,
 )
 from poreml.exceptions import ConfigError
@@ -36,6 +37,13 @@ def test_minimised_objectives_are_sign_flipped_for_maximisation() -> None:
 def test_to_maximization_reports_missing_columns() -> None:
     with pytest.raises(ConfigError, match="expansion_pct"):
         to_maximization(pd.DataFrame({"tap_density_g_cm3": [1.0]}), OBJECTIVES)
+
+
+def test_signed_objectives_flip_minimised_columns_and_read_missing_ones_as_nan() -> None:
+    df = pd.DataFrame({"tap_density_g_cm3": [1.0], "expansion_pct": [20.0], "ice_pct": [90.0]})
+    assert signed_objectives(df, OBJECTIVES).tolist() == [[1.0, -20.0]]
+    only_td = signed_objectives(df[["tap_density_g_cm3"]], OBJECTIVES)
+    np.testing.assert_array_equal(only_td, [[1.0, np.nan]])
 
 
 @pytest.mark.parametrize(

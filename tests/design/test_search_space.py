@@ -365,3 +365,125 @@ def test_search_space_round_trips_through_json(contract_space: SearchSpace) -> N
     again = SearchSpace.from_dict(data)
     assert again == contract_space
     torch.testing.assert_close(again.sample_tensor(8, seed=0), contract_space.sample_tensor(8, 0))
+
+
+# -- decode -----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def campaign_space() -> SearchSpace:
+    """The search space of the two-objective example campaign (route free, d50 fixed)."""
+    from poreml.design.config import CampaignConfig
+
+    return CampaignConfig.from_toml("experiments/campaign_td_vs_buffering.toml").search_space()
+
+
+def test_decoder_matches_the_search_space_transform(campaign_space: SearchSpace) -> None:
+    space = campaign_space
+    X = space.sample_tensor(16, seed=3)
+    decoded = space.decode(X.unsqueeze(0))  # b x q x d → b x q
+    frame = space.from_tensor(X)
+    for name in schema.CONTINUOUS_DESIGN_COLUMNS:
+        np.testing.assert_allclose(decoded[name][0].numpy(), frame[name].to_numpy(), rtol=1e-9)
+    codes = decoded["route"][0].long().tolist()
+    assert [schema.ROUTES[c] for c in codes] == frame["route"].tolist()
+
+
+def test_decoder_is_differentiable_in_the_continuous_columns(campaign_space: SearchSpace) -> None:
+    space = campaign_space
+    X = space.sample_tensor(2, seed=0).requires_grad_(True)
+    out = space.decode(X)
+    out["pore_size_nm"].sum().backward()
+    assert X.grad is not None and X.grad.abs().sum() > 0
+
+
+def test_decode_keeps_batch_shapes_and_fills_fixed_columns(campaign_space: SearchSpace) -> None:
+    space = campaign_space
+    X = space.sample_tensor(6, seed=1)
+    for batch in (X[0], X, X.reshape(2, 3, space.dim)):
+        out = space.decode(batch)
+        assert list(out) == list(schema.DESIGN_COLUMNS)
+        assert all(v.shape == batch.shape[:-1] and v.dtype == X.dtype for v in out.values())
+        assert (out["d50_um"] == 12.0).all()
+
+
+def test_decode_gives_contract_route_codes_when_only_some_routes_are_allowed() -> None:
+    space = SearchSpace(
+        [
+            ContinuousParameter("porosity", (0.0, 0.8)),
+            CategoricalParameter("route", ["top_down", "transcription"]),
+        ]
+    )
+    X = torch.tensor([[0.5, 0.0], [0.5, 1.0]], dtype=torch.double)
+    assert space.decode(X)["route"].tolist() == [1.0, 2.0]
+    only = SearchSpace(
+        [ContinuousParameter("porosity", (0.0, 0.8)), FixedParameter("route", "bottom_up")]
+    )
+    assert space.decode(X)["porosity"].tolist() == pytest.approx([0.4, 0.4])
+    assert only.decode(X[:, :1])["route"].tolist() == [0.0, 0.0]
+
+
+# -- the contract box and the one sampler -----------------------------------------------------
+def test_contract_box_frees_every_design_column_at_its_contract_bounds() -> None:
+    space = SearchSpace.contract_box()
+    assert space.feature_names == (*schema.CONTINUOUS_DESIGN_COLUMNS, "route")
+    assert space.constraints == () and space.fixed_values == {}
+    assert space.categories == {"route": schema.ROUTES}
+    for p in space.parameters:
+        col = schema.COLUMNS[p.name]
+        if isinstance(p, ContinuousParameter):
+            assert p.bounds == col.bounds
+            assert p.scale == ("log" if col.log_scale else "linear")
+
+
+def test_contract_box_samples_fill_the_contract_box() -> None:
+    space = SearchSpace.contract_box()
+    d = space.sample(64, seed=0)
+    assert list(d.columns) == list(schema.DESIGN_COLUMNS)
+    counts = d["route"].value_counts()
+    assert set(counts.index) == {"bottom_up", "top_down", "transcription"}
+    assert counts.min() >= 18
+    assert d["pore_size_nm"].between(0.5, 1000).all()
+    assert (np.log10(d["pore_size_nm"]) < 0.5).any()  # log scale reaches the small pores
+    assert d["porosity"].between(0, 0.8).all()
+    continuous = list(schema.CONTINUOUS_DESIGN_COLUMNS)
+    head = space.sample(16, 0)
+    # nested prefixes (continuous columns; routes are balanced within each call instead)
+    pd.testing.assert_frame_equal(head[continuous], d.head(16)[continuous])
+    assert head["route"].value_counts().max() - head["route"].value_counts().min() <= 1
+    pd.testing.assert_frame_equal(space.sample(16, 0), head)  # deterministic
+    assert not space.sample(16, 1).equals(head)  # seed sensitive
+
+
+@pytest.mark.parametrize("n", [1, 8, 32])
+def test_contract_box_samples_are_stratified_at_powers_of_two(n: int) -> None:
+    frame = SearchSpace.contract_box().sample(n, seed=3)
+    assert list(frame.columns) == list(schema.DESIGN_COLUMNS) and len(frame) == n
+    for name in schema.CONTINUOUS_DESIGN_COLUMNS:
+        col = schema.COLUMNS[name]
+        lo, hi = col.bounds
+        values = frame[name].to_numpy()
+        assert ((values >= lo) & (values <= hi)).all()
+        u = (np.log(values / lo) / np.log(hi / lo)) if col.log_scale else (values - lo) / (hi - lo)
+        strata = np.floor(u * n).astype(int)
+        assert sorted(strata) == list(range(n)), name  # one point per stratum
+
+
+@pytest.mark.parametrize("n", [1, 7, 30])
+def test_contract_box_samples_balance_the_routes_and_stay_in_bounds(n: int) -> None:
+    frame = SearchSpace.contract_box().sample(n, seed=3)
+    assert len(frame) == n
+    counts = frame["route"].value_counts()
+    assert set(counts.index) <= set(schema.ROUTES)
+    assert counts.max() - (counts.min() if len(counts) == 3 else 0) <= 1
+    for name in schema.CONTINUOUS_DESIGN_COLUMNS:
+        lo, hi = schema.COLUMNS[name].bounds
+        assert frame[name].between(lo, hi).all(), name
+
+
+def test_contract_box_sampler_is_seeded_and_refuses_a_negative_size() -> None:
+    space = SearchSpace.contract_box()
+    a, b = space.sample(12, 1), space.sample(12, 1)
+    assert a.equals(b)
+    assert not a.equals(space.sample(12, 2))
+    assert len(space.sample(0, 0)) == 0
+    with pytest.raises(ValueError):
+        space.sample(-1, 0)

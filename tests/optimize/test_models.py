@@ -1,4 +1,4 @@
-"""The campaign model: decoding, one-hot GPs, feasibility output, outcome sources."""
+"""The campaign model: one-hot GPs, feasibility output, outcome sources."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 import torch
 
-from poreml.data.schema import CONTINUOUS_DESIGN_COLUMNS, ROUTES
 from poreml.design.config import CampaignConfig
 from poreml.exceptions import OptimizationError
 from poreml.optimize.campaign import Campaign
@@ -17,7 +16,6 @@ from poreml.optimize.models import (
     FEASIBLE_OUTPUT,
     fit_campaign_model,
     fit_native_gp,
-    make_decoder,
 )
 from poreml.virtual_lab import VirtualLab
 
@@ -27,25 +25,6 @@ CONFIG = "experiments/campaign_td_vs_buffering.toml"
 @pytest.fixture(scope="module")
 def config() -> CampaignConfig:
     return CampaignConfig.from_toml(CONFIG)
-
-
-def test_decoder_matches_the_search_space_transform(config: CampaignConfig) -> None:
-    space = config.search_space()
-    X = space.sample_tensor(16, seed=3)
-    decoded = make_decoder(space)(X.unsqueeze(0))  # b x q x d → b x q
-    frame = space.from_tensor(X)
-    for name in CONTINUOUS_DESIGN_COLUMNS:
-        np.testing.assert_allclose(decoded[name][0].numpy(), frame[name].to_numpy(), rtol=1e-9)
-    codes = decoded["route"][0].long().tolist()
-    assert [ROUTES[c] for c in codes] == frame["route"].tolist()
-
-
-def test_decoder_is_differentiable_in_the_continuous_columns(config: CampaignConfig) -> None:
-    space = config.search_space()
-    X = space.sample_tensor(2, seed=0).requires_grad_(True)
-    out = make_decoder(space)(X)
-    out["pore_size_nm"].sum().backward()
-    assert X.grad is not None and X.grad.abs().sum() > 0
 
 
 def test_native_gp_handles_categories_and_predicts_in_units() -> None:

@@ -11,14 +11,13 @@ from hypothesis import strategies as st
 
 from poreml.design.config import CampaignConfig
 from poreml.design.objectives import Objective, OutcomeConstraint
+from poreml.design.pareto import pareto_mask
 from poreml.optimize.pareto import (
     eligible_mask,
     hypervolume,
     observed_front,
     observed_hypervolume,
-    pareto_mask,
     predicted_front,
-    signed_objectives,
 )
 
 TD = Objective("tap_density_g_cm3", "maximize", 0.3)
@@ -38,24 +37,19 @@ def _obs(rows: list[tuple[float, float, float, object]]) -> pd.DataFrame:
     )
 
 
-def test_pareto_mask_keeps_only_non_dominated_rows_and_drops_nan() -> None:
-    Y = np.array([[1.0, 1.0], [2.0, 0.5], [0.5, 0.5], [np.nan, 5.0], [1.0, 1.0]])
-    assert pareto_mask(Y).tolist() == [True, True, False, False, False]
-
-
 def test_hypervolume_of_two_points_matches_the_area_by_hand() -> None:
     # maximise both; ref (0, 0): union of [0,2]x[0,1] and [0,1]x[0,3] = 2 + 2 = 4
     assert hypervolume(np.array([[2.0, 1.0], [1.0, 3.0]]), [0.0, 0.0]) == pytest.approx(4.0)
 
 
+def test_duplicated_points_count_once_in_the_hypervolume() -> None:
+    Y = np.array([[2.0, 1.0], [1.0, 3.0], [2.0, 1.0]])
+    assert hypervolume(Y, [0.0, 0.0]) == pytest.approx(4.0)
+
+
 def test_points_not_beyond_the_reference_add_no_hypervolume() -> None:
     assert hypervolume(np.array([[-1.0, 5.0], [np.nan, 1.0]]), [0.0, 0.0]) == 0.0
     assert hypervolume(np.zeros((0, 2)), [0.0, 0.0]) == 0.0
-
-
-def test_signed_objectives_flip_minimised_columns() -> None:
-    df = _obs([(1.0, 20.0, 90.0, True)])
-    assert signed_objectives(df, [TD, EXP]).tolist() == [[1.0, -20.0]]
 
 
 def test_eligibility_excludes_failed_syntheses_unmeasured_and_violating_rows() -> None:

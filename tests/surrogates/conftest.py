@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 
 import pandas as pd
 import pytest
 import torch
 
-from poreml.data.schema import COLUMNS, CONTINUOUS_DESIGN_COLUMNS
+from poreml.design.search_space import SearchSpace
 from poreml.surrogates import TARGETS
 from poreml.virtual_lab.lab import VirtualLab
-from poreml.virtual_lab.reference import space_filling_designs
 
 Frames = tuple[pd.DataFrame, pd.DataFrame]
 
@@ -25,6 +23,10 @@ _FAST: dict[str, dict[str, object]] = {
 }
 
 
+_CONTRACT_BOX = SearchSpace.contract_box()
+"""The one design sampler's space: every design column at its contract bounds."""
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _one_torch_thread() -> Iterator[None]:
     """pytest-xdist runs one worker per core: one torch thread each avoids oversubscription."""
@@ -35,13 +37,13 @@ def _one_torch_thread() -> Iterator[None]:
 
 
 def _lab_data(n: int, seed: int, instance_seed: int | None = None) -> Frames:
-    designs = space_filling_designs(n, seed=seed)
+    designs = _CONTRACT_BOX.sample(n, seed=seed)
     measured = VirtualLab(instance_seed=instance_seed).measure(designs, seed=seed + 1000)
     return designs, measured[list(TARGETS)].reset_index(drop=True)
 
 
 def _lab_truth(n: int, seed: int, instance_seed: int | None = None) -> Frames:
-    designs = space_filling_designs(n, seed=seed)
+    designs = _CONTRACT_BOX.sample(n, seed=seed)
     truth = VirtualLab(instance_seed=instance_seed).evaluate(designs)
     return designs, truth[list(TARGETS)].reset_index(drop=True)
 
@@ -73,22 +75,14 @@ def train_data() -> Frames:
 @pytest.fixture(scope="session")
 def test_designs() -> pd.DataFrame:
     """12 other designs, with a non-default index (predictions must keep it)."""
-    designs = space_filling_designs(12, seed=77)
+    designs = _CONTRACT_BOX.sample(12, seed=77)
     designs.index = pd.RangeIndex(100, 112)
     return designs
 
 
 def _unit_cube_decode(X: torch.Tensor) -> dict[str, torch.Tensor]:
-    out: dict[str, torch.Tensor] = {}
-    for k, name in enumerate(CONTINUOUS_DESIGN_COLUMNS):
-        lo, hi = COLUMNS[name].bounds  # type: ignore[misc]
-        u = X[..., k]
-        if COLUMNS[name].log_scale:
-            out[name] = 10 ** (math.log10(lo) + u * (math.log10(hi) - math.log10(lo)))
-        else:
-            out[name] = lo + u * (hi - lo)
-    out["route"] = (X[..., 8] * 2.999).floor().long()
-    return out
+    codes = (X[..., 8:9] * 2.999).floor()  # [0, 1] -> route code 0, 1 or 2
+    return _CONTRACT_BOX.decode(torch.cat([X[..., :8], codes], dim=-1))
 
 
 @pytest.fixture(scope="session")

@@ -85,20 +85,6 @@ def test_real_data_report_compares_against_baselines_and_skips_thin_targets() ->
         ev.evaluate_real(data, "ridge", targets=["retention_pct"], min_rows=15)
 
 
-def test_sample_designs_fill_the_contract_box() -> None:
-    d = ev.sample_designs(64, seed=0)
-    assert list(d.columns) == ["candidate_id", *DESIGN_COLUMNS]
-    assert d["candidate_id"].is_unique
-    counts = d["route"].value_counts()
-    assert set(counts.index) == {"bottom_up", "top_down", "transcription"}
-    assert counts.min() >= 18
-    assert d["pore_size_nm"].between(0.5, 1000).all()
-    assert (np.log10(d["pore_size_nm"]) < 0.5).any()  # log scale reaches the small pores
-    assert d["porosity"].between(0, 0.8).all()
-    pd.testing.assert_frame_equal(ev.sample_designs(16, 0), d.head(16))  # nested prefixes
-    assert not ev.sample_designs(16, 1).equals(d.head(16))
-
-
 def test_learning_curves_are_tidy_and_scored_on_noise_free_data() -> None:
     curves = ev.learning_curves(
         "ridge",
