@@ -10,7 +10,6 @@ see :class:`ServedModel`), Pareto ranks and feasibility probabilities are array 
 from __future__ import annotations
 
 import io
-import logging
 import math
 import threading
 from collections import deque
@@ -29,8 +28,6 @@ from poreml.settings import Settings
 from poreml.surrogates.base import LOG_FEATURES
 from poreml.tracking import artifacts
 from poreml.tracking.artifacts import ModelArtifact, ModelMetadata
-
-logger = logging.getLogger("poreml.api")
 
 __all__ = [
     "CHUNK_ROWS",
@@ -246,8 +243,9 @@ def load_model(settings: Settings) -> ServedModel:
         PoremlError: nothing loadable there (the message says what was looked for and how to
             fix it).
     """
-    location = settings.model_uri or settings.model_dir
-    return served_model(artifacts.load(location, settings.resolved_tracking_uri))
+    if settings.model_uri:
+        return served_model(artifacts.load_uri(settings.model_uri, settings.resolved_tracking_uri))
+    return served_model(artifacts.load_folder(settings.model_dir))
 
 
 def served_model(model: Any) -> ServedModel:

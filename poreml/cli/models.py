@@ -764,12 +764,11 @@ def predict(
     """
     from poreml.data.io import read_csv, write_csv
     from poreml.data.schema import COLUMNS, DESIGN_COLUMNS
-    from poreml.tracking.artifacts import load
 
     frame = read_csv(infile)
     if "candidate_id" not in frame.columns:
         frame.insert(0, "candidate_id", [f"P-{i:04d}" for i in range(1, len(frame) + 1)])
-    artifact = load(_model_location(model_dir, model_uri))
+    artifact = _load_artifact(model_dir, model_uri)
     # Other contract columns (e.g. measured values of a lab file) are accepted and ignored,
     # except descriptor inputs of a model trained on the descriptors feature set.
     result = artifact.predict_table(
@@ -787,18 +786,17 @@ def predict(
     )
 
 
-def _model_location(model_dir: Path | None, model_uri: str | None) -> Path | str:
-    """The model folder or URI to predict with: the option given, else the settings'."""
+def _load_artifact(model_dir: Path | None, model_uri: str | None) -> ModelArtifact:
+    """The model to predict with: the option given, else the settings' URI, else folder."""
     from poreml.settings import get_settings
+    from poreml.tracking.artifacts import load_folder, load_uri
 
     if model_dir is not None and model_uri is not None:
         raise ConfigError("give either --model-dir or --model-uri, not both")
-    if model_dir is not None:
-        return model_dir
-    if model_uri is not None:
-        return model_uri
-    settings = get_settings()
-    return settings.model_uri or settings.model_dir
+    if model_dir is None and model_uri is None:
+        settings = get_settings()
+        model_uri, model_dir = settings.model_uri, settings.model_dir
+    return load_uri(model_uri) if model_uri else load_folder(model_dir)
 
 
 # --------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -67,7 +68,8 @@ CHAMPION_COMMAND = (
 DEFAULT_LEVEL = 0.9
 """Level of the central prediction interval unless a caller asks for another."""
 
-_URI_SCHEMES = ("models:/", "runs:/")
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
+"""A URI scheme (two letters or more, so a Windows drive ``C:/`` is a folder)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -477,14 +479,15 @@ def load(location: str | Path, tracking_uri: str | None = None) -> ModelArtifact
 
     Args:
         location: a folder written by :meth:`ModelArtifact.save` (or by ``Surrogate.save``
-            alone: the model then has no metadata and is served as unversioned), or a URI.
+            alone: the model then has no metadata and is served as unversioned), or a string
+            with a URI scheme (:func:`load_uri`).
         tracking_uri: store to resolve a URI against (default: the settings).
 
     Raises:
         ConfigError: the folder holds no saved surrogate, or unreadable metadata.
         PoremlError: the URI cannot be resolved or loaded.
     """
-    if isinstance(location, str) and location.startswith(_URI_SCHEMES):
+    if isinstance(location, str) and _URI.match(location):
         return load_uri(location, tracking_uri)
     return load_folder(location)
 
