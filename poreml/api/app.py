@@ -43,9 +43,10 @@ def create_app(settings: Settings | None = None, model: Any = None) -> FastAPI:
 
     Args:
         settings: runtime settings; read from the environment when None.
-        model: the model to serve, a :class:`~poreml.api.service.ServedModel` or a fitted
-            surrogate; when None, the model named by the settings (``model_uri``, else
-            ``model_dir``) is loaded at start-up.
+        model: the model to serve, a :class:`~poreml.api.service.ServedModel`, a
+            :class:`~poreml.tracking.artifacts.ModelArtifact` or a fitted surrogate; when None,
+            the model named by the settings (``model_uri``, else ``model_dir``) is loaded at
+            start-up.
 
     Returns:
         The FastAPI app (run it with uvicorn, or ``poreml serve``).

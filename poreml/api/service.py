@@ -10,14 +10,11 @@ see :class:`ServedModel`), Pareto ranks and feasibility probabilities are array 
 from __future__ import annotations
 
 import io
-import json
-import logging
 import math
 import threading
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,20 +24,18 @@ from poreml.api.errors import InvalidRequestError, ModelUnavailableError, TooMan
 from poreml.api.ranking import pareto_ranks, probability_feasible
 from poreml.data.schema import COLUMNS, DESIGN_COLUMNS, ROUTES
 from poreml.design.objectives import Objective, OutcomeConstraint
-from poreml.exceptions import ConfigError
 from poreml.settings import Settings
-
-logger = logging.getLogger("poreml.api")
+from poreml.surrogates.base import LOG_FEATURES
+from poreml.tracking import artifacts
+from poreml.tracking.artifacts import ModelArtifact, ModelMetadata
 
 __all__ = [
     "CHUNK_ROWS",
     "INTERVAL_LEVEL",
-    "MODEL_META_FILE",
     "Predictions",
     "ServedModel",
     "candidates_frame",
     "load_model",
-    "load_model_dir",
     "predict",
     "predictions_csv",
     "screen",
@@ -54,10 +49,6 @@ _STATS = ("mean", "std", "lower", "upper")
 
 CHUNK_ROWS = 2048
 """Most rows per model call (see :class:`ServedModel`)."""
-
-MODEL_META_FILE = "metadata.json"
-"""Metadata of a model folder written by ``poreml train`` (``format: poreml-model-metadata``):
-``model_name``, ``version``, ``training.rows``, ``training.sha256``, ..."""
 
 
 @dataclass(frozen=True)
@@ -253,66 +244,27 @@ def load_model(settings: Settings) -> ServedModel:
             fix it).
     """
     if settings.model_uri:
-        from poreml.tracking import load_surrogate_from_uri
-
-        surrogate = load_surrogate_from_uri(settings.model_uri, settings.resolved_tracking_uri)
-        name, _, version = settings.model_uri.removeprefix("models:/").partition("/")
-        name, _, alias = name.partition("@")
-        meta = {"model_name": name, "version": version or (f"@{alias}" if alias else None)}
-        return ServedModel(surrogate, _info(surrogate, meta, source=settings.model_uri))
-    return load_model_dir(settings.model_dir)
+        return served_model(artifacts.load_uri(settings.model_uri, settings.resolved_tracking_uri))
+    return served_model(artifacts.load_folder(settings.model_dir))
 
 
-def load_model_dir(folder: Path) -> ServedModel:
-    """Load a saved model folder (``models/champion``): the surrogate and its metadata.
-
-    The folder holds the files of :meth:`~poreml.surrogates.base.Surrogate.save` and, when
-    written by ``poreml train``, :data:`MODEL_META_FILE` (name, version, training rows and
-    sha256). Without that file the model is served as ``unversioned`` and a warning is logged.
-
-    Raises:
-        ConfigError: the folder holds no saved surrogate, or unreadable metadata.
-    """
-    from poreml.surrogates.registry import load
-
-    folder = Path(folder)
-    if not (folder / "config.json").is_file():
-        raise ConfigError(
-            f"{folder}: no saved surrogate here (config.json missing); point POREML_MODEL_DIR "
-            "(or --model-dir) at a model folder written by `poreml train`, or set "
-            "POREML_MODEL_URI"
-        )
-    meta_path = folder / MODEL_META_FILE
-    meta: dict[str, Any] = {}
-    if meta_path.is_file():
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
-            raise ConfigError(f"{meta_path}: not readable JSON ({err}); restore the file") from err
-    else:
-        logger.warning("%s: no %s; serving the model as unversioned", folder, MODEL_META_FILE)
-    surrogate = load(folder)
-    return ServedModel(surrogate, _info(surrogate, meta, source=str(folder)))
-
-
-def served_model(model: Any, meta: Mapping[str, Any] | None = None) -> ServedModel:
-    """``model`` as a :class:`ServedModel`: returned as is, or a fitted surrogate wrapped.
+def served_model(model: Any) -> ServedModel:
+    """``model`` as a :class:`ServedModel`: returned as is, or an artifact or surrogate wrapped.
 
     Args:
-        model: a :class:`ServedModel`, or a fitted surrogate.
-        meta: metadata of a wrapped surrogate, in the form of :data:`MODEL_META_FILE`;
-            missing entries get neutral values.
+        model: a :class:`ServedModel`, a :class:`~poreml.tracking.artifacts.ModelArtifact`, or
+            a fitted surrogate (served without metadata: unversioned).
     """
     if isinstance(model, ServedModel):
         return model
-    return ServedModel(model, _info(model, meta or {}, source=f"in-process {type(model).__name__}"))
+    artifact = model if isinstance(model, ModelArtifact) else ModelArtifact(model)
+    source = artifact.source or f"in-process {type(artifact.surrogate).__name__}"
+    return ServedModel(artifact.surrogate, _info(artifact.surrogate, artifact.metadata, source))
 
 
-def _info(surrogate: Any, meta: Mapping[str, Any], source: str) -> dict[str, Any]:
+def _info(surrogate: Any, meta: ModelMetadata, source: str) -> dict[str, Any]:
     """The ``GET /v1/model`` answer: trained ranges from the surrogate's fitted domain,
-    identity and training data from ``meta`` (:data:`MODEL_META_FILE` form)."""
-    from poreml.surrogates.base import LOG_FEATURES
-
+    identity and training data from ``meta``."""
     domain = surrogate.domain_
     ranges: dict[str, dict[str, Any]] = {}
     for name in DESIGN_COLUMNS:
@@ -333,15 +285,15 @@ def _info(surrogate: Any, meta: Mapping[str, Any], source: str) -> dict[str, Any
                 entry["trained_low"] = 10.0**lo if log else lo
                 entry["trained_high"] = 10.0**hi if log else hi
         ranges[name] = entry
-    training = meta.get("training") or {}
+    rows = meta.training.rows
     return {
-        "name": str(meta.get("model_name") or "poreml-surrogate"),
-        "version": str(meta.get("version") or "unversioned"),
+        "name": meta.model_name,
+        "version": meta.version or "unversioned",
         "model_type": str(getattr(surrogate, "name", type(surrogate).__name__)),
         "targets": list(surrogate.targets_),
         "design_columns": ranges,
-        "training_rows": int(training.get("rows", surrogate.n_train_)),
-        "training_data_sha256": training.get("sha256"),
+        "training_rows": int(surrogate.n_train_ if rows is None else rows),
+        "training_data_sha256": meta.training.sha256,
         "interval_level": INTERVAL_LEVEL,
         "source": source,
     }

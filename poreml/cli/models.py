@@ -25,7 +25,7 @@ import shlex
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -38,29 +38,21 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
     from poreml.surrogates.base import Surrogate
+    from poreml.tracking.artifacts import ModelArtifact, ModelMetadata
     from poreml.tracking.base import Tracker
     from poreml.tracking.mlflow_tracker import MlflowTracker
-
-METADATA_FILE = "metadata.json"
-"""Model metadata in a saved model folder (served by the API's ``/v1/model``)."""
-
-MODEL_CARD_FILE = "MODEL_CARD.md"
-"""Human-readable model card in a saved model folder."""
+    from poreml.tracking.registry import RegistrationResult
 
 VIRTUAL_LAB = "virtual-lab"
-"""``--data`` value selecting virtual-lab training data."""
+"""``--data`` value selecting virtual-lab training data (recorded as ``training.data``, the
+value :data:`poreml.tracking.artifacts.VIRTUAL_LAB` names)."""
 
 HELDOUT_SEED = 10_000
 """Seed of the virtual-lab held-out designs (fixed, so held-out scores are comparable)."""
 
-CHAMPION_COMMAND = (
-    "poreml train --model gp --data virtual-lab --n 256 --seed 0 --out models/champion"
-)
-"""The documented command that rebuilds ``models/champion``."""
-
 
 class ModelCliError(PoremlError, RuntimeError):
-    """A model command cannot run (no model folder, unreachable tracking store, ...)."""
+    """A model command cannot run (unreachable tracking store, ``mlflow ui`` failed, ...)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -145,6 +137,43 @@ def _tracking_errors(tracker: Tracker) -> Iterator[None]:
         ) from None
 
 
+@dataclass(frozen=True)
+class _TrainOptions:
+    """The ``train`` options that decide the model (and so its rebuild command)."""
+
+    model: str
+    data: str
+    n: int
+    scenario: str
+    instance_seed: int | None
+    seed: int
+    tune: bool
+    n_trials: int
+    study: str | None
+    feature_set: str
+    param: tuple[str, ...]
+    out: Path
+    n_test: int
+
+    def rebuild_command(self) -> str:
+        """The ``poreml train`` command line that rebuilds the model folder."""
+        parts = ["poreml train", f"--model {self.model}", f"--data {self.data}"]
+        if self.data == VIRTUAL_LAB:
+            parts.append(f"--n {self.n}")
+            if self.scenario != "baseline":
+                parts.append(f"--scenario {self.scenario}")
+            if self.instance_seed is not None:
+                parts.append(f"--instance-seed {self.instance_seed}")
+        parts.append(f"--seed {self.seed}")
+        if self.tune:
+            parts.append(f"--tune --n-trials {self.n_trials}")
+        if self.feature_set != "design":
+            parts.append(f"--feature-set {self.feature_set}")
+        parts += [f"--param {shlex.quote(p)}" for p in self.param]
+        parts.append(f"--out {shlex.quote(self.out.as_posix())}")
+        return " ".join(parts)
+
+
 @dataclass
 class _Data:
     """Training data and how it was obtained."""
@@ -159,17 +188,44 @@ class _Data:
     heldout_y: pd.DataFrame | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def description(self) -> str:
+        """The source in words (model card and metadata)."""
+        s = self.source
+        if s.get("data") != VIRTUAL_LAB:
+            return f"CSV {s['data']} ({s.get('rows')} rows)"
+        inst = (
+            "published constants"
+            if s.get("instance_seed") is None
+            else f"instance {s['instance_seed']}"
+        )
+        return (
+            f"virtual lab, scenario {s['scenario']} ({inst}): {s['n']} scrambled-Sobol designs "
+            f"over the contract search box (seed {s['seed']}), measured with batch and "
+            "measurement noise"
+        )
 
-def _load_training_data(
-    data: str,
-    *,
-    n: int,
-    scenario: str,
-    instance_seed: int | None,
-    seed: int,
-    n_test: int,
-    feature_set: str,
-) -> _Data:
+
+@dataclass
+class _Fit:
+    """A fitted surrogate and how it was obtained."""
+
+    model: Surrogate
+    settings: dict[str, Any]
+    seconds: float
+    tuning: Any = None  # poreml.surrogates.tuning's result, when tuned
+
+
+@dataclass
+class _Scores:
+    """Held-out scores: per target and their means over targets."""
+
+    per_target: pd.DataFrame
+    summary: dict[str, Any]
+    heldout_sha256: str
+
+
+def _load_training_data(opts: _TrainOptions) -> _Data:
     import numpy as np
 
     from poreml.surrogates.base import FEATURE_SETS, TARGETS
@@ -180,30 +236,31 @@ def _load_training_data(
         virtual_lab_data,
     )
 
-    if feature_set not in FEATURE_SETS:
+    if opts.feature_set not in FEATURE_SETS:
         raise ConfigError(
-            f"--feature-set: expected one of {', '.join(FEATURE_SETS)} (got {feature_set!r})"
+            f"--feature-set: expected one of {', '.join(FEATURE_SETS)} (got {opts.feature_set!r})"
         )
-    inputs = list(FEATURE_SETS[feature_set])
+    inputs = list(FEATURE_SETS[opts.feature_set])
     targets = [t for t in TARGETS if t not in inputs]
-    if data == VIRTUAL_LAB:
+    if opts.data == VIRTUAL_LAB:
         from poreml.virtual_lab import VirtualLab
 
+        scenario, instance_seed, n_test = opts.scenario, opts.instance_seed, opts.n_test
         frame = virtual_lab_data(
-            n, scenario=scenario, instance_seed=instance_seed, seed=seed, noise=True
+            opts.n, scenario=scenario, instance_seed=instance_seed, seed=opts.seed, noise=True
         )
         test = VirtualLab(scenario, instance_seed).evaluate(sample_designs(n_test, HELDOUT_SEED))
         return _Data(
             frame=frame,
             X=frame[inputs],
             y=frame[targets],
-            groups=random_groups(len(frame), 10, seed),
+            groups=random_groups(len(frame), 10, opts.seed),
             source={
                 "data": VIRTUAL_LAB,
                 "scenario": scenario,
                 "instance_seed": instance_seed,
-                "n": n,
-                "seed": seed,
+                "n": opts.n,
+                "seed": opts.seed,
                 "noise": True,
             },
             heldout=(
@@ -217,7 +274,7 @@ def _load_training_data(
     from poreml.data.io import read_csv
     from poreml.data.validation import validate_table
 
-    path = Path(data)
+    path = Path(opts.data)
     frame = validate_table(read_csv(path), source=str(path))
     present = [t for t in targets if t in frame.columns]
     if not present:
@@ -235,114 +292,6 @@ def _load_training_data(
         heldout=f"grouped 5-fold CV of {path.name} (groups = reference)",
         extra={"n_groups": len(np.unique(real_data_groups(frame)))},
     )
-
-
-def _trained_ranges(X: pd.DataFrame) -> dict[str, Any]:
-    """Per design column the values seen in training: min/max (physical units) or routes."""
-    from poreml.data.schema import COLUMNS, DESIGN_COLUMNS
-
-    out: dict[str, Any] = {}
-    for name in DESIGN_COLUMNS:
-        col = COLUMNS[name]
-        entry: dict[str, Any] = {"unit": col.unit}
-        values = X[name].dropna() if name in X.columns else X.iloc[:0, :0]
-        if name == "route":
-            entry["values"] = sorted({str(v) for v in values}) if len(values) else []
-        elif len(values):
-            entry["min"] = float(values.min())
-            entry["max"] = float(values.max())
-        else:
-            entry["min"] = entry["max"] = None
-        entry["observed_rows"] = len(values)
-        if col.default is not None:
-            entry["default"] = col.default
-        out[name] = entry
-    return out
-
-
-def _files_sha256(folder: Path, names: tuple[str, ...]) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    for name in names:
-        path = folder / name
-        if path.is_file():
-            h.update(name.encode())
-            h.update(path.read_bytes())
-    return h.hexdigest()
-
-
-def _model_card(meta: dict[str, Any], metrics: pd.DataFrame) -> str:
-    from poreml.surrogates.evaluation import markdown_table
-
-    src = meta["training"]
-    ranges = []
-    for name, rng in meta["design_columns"].items():
-        if "values" in rng:
-            ranges.append(f"| `{name}` | {', '.join(rng['values']) or '—'} | – |")
-        else:
-            lo = "—" if rng.get("min") is None else f"{rng['min']:.4g}"
-            hi = "—" if rng.get("max") is None else f"{rng['max']:.4g}"
-            ranges.append(f"| `{name}` | {lo} – {hi} | {rng['unit']} |")
-    lines = [
-        f"# Model card: {meta['model_name']} ({meta['model']}), version {meta['version']}",
-        "",
-        "## What it is",
-        "",
-        f"A `{meta['model']}` surrogate (poreml {meta['poreml_version']}) predicting "
-        + ", ".join(f"`{t}`" for t in meta["targets"])
-        + f" from the `{meta['feature_set']}` feature set. Every prediction comes with a "
-        "standard deviation and a central 90 % interval for a new measurement, plus an "
-        "`in_domain` flag (inputs inside the training ranges, widened by "
-        f"{100 * meta['domain_margin']:.0f} % of each range, and a route seen in training).",
-        "",
-        "Settings: `" + json.dumps(meta["params"], sort_keys=True) + "`.",
-        "",
-        "## Training data",
-        "",
-        f"- source: {src['description']}",
-        f"- rows: {src['rows']}; sha256 of the training table (canonical CSV): `{src['sha256']}`",
-        "",
-        "Trained ranges of the design columns:",
-        "",
-        "| column | trained range | unit |",
-        "| --- | --- | --- |",
-        *ranges,
-        "",
-        "## Held-out metrics",
-        "",
-        f"Held-out set: {meta['metrics']['heldout']}. Intervals scored: "
-        f"{meta['metrics']['interval']}.",
-        "",
-        markdown_table(metrics),
-        "",
-        f"Mean standardised NLL over targets (`mean_nll_std`, the champion metric): "
-        f"{meta['metrics']['mean_nll_std']:.4g}.",
-        "",
-        "## Limits",
-        "",
-        "- Trained on the **virtual lab**, a physics-based benchmark function, not on measured "
-        "materials: numbers describe that simulator, not real particles."
-        if src.get("data") == VIRTUAL_LAB
-        else "- Trained on a small literature table: most design columns are blank there, so "
-        "the model leans on `route`, missing-value indicators and the defaults.",
-        "- With `prior=physics` the GP's prior mean *is* the virtual lab (baseline constants); "
-        "on virtual-lab data the held-out scores are therefore optimistic compared with a "
-        "system whose physics differs (see the randomised-task learning curves in "
-        "`experiments/results/surrogate_bench.md`).",
-        "- `retention_pct` means retention after 500 cycles; `in_domain = false` marks "
-        "extrapolation, where intervals are not to be trusted.",
-        "- Predictions for designs the route cannot make (`feasible = false` in the lab) are "
-        "for the clipped design the lab would realise.",
-        "",
-        "## Rebuild",
-        "",
-        "```",
-        meta["rebuild_command"],
-        "```",
-        "",
-    ]
-    return "\n".join(lines)
 
 
 def _heldout_scores(
@@ -392,6 +341,17 @@ def _heldout_scores(
     return metrics_table(preds, by=("target",))
 
 
+def _heldout_key(ds: _Data, digest: str) -> str:
+    """Identity of the held-out set: the test table's digest, or the CV data's digest."""
+    import pandas as pd
+
+    from poreml.tracking.base import dataset_digest
+
+    if ds.heldout_X is not None and ds.heldout_y is not None:
+        return dataset_digest(pd.concat([ds.heldout_X, ds.heldout_y], axis=1))
+    return digest
+
+
 # --------------------------------------------------------------------------------------------
 # train
 
@@ -432,163 +392,44 @@ def train(
     track: bool = typer.Option(True, "--track/--no-track", help="Log the run to MLflow."),
 ) -> None:
     """Train a surrogate, score it on held-out data, save it, log and register it."""
-    import poreml
-    from poreml.data.io import write_json, write_text
-    from poreml.surrogates.evaluation import sample_designs, summarise
-    from poreml.surrogates.registry import make
-    from poreml.tracking.base import dataset_digest
+    from poreml.tracking.artifacts import METADATA_FILE, MODEL_CARD_FILE, ModelArtifact
 
     if register_model and not track:
         raise ConfigError("--register needs tracking: drop --no-track or add --no-register")
-    settings = _model_params(model, _parse_params(param), feature_set)
-    settings.setdefault("random_state", seed)
-    make(model, **settings)  # unknown settings fail before any work
+    opts = _TrainOptions(
+        model=model,
+        data=data,
+        n=n,
+        scenario=scenario,
+        instance_seed=instance_seed,
+        seed=seed,
+        tune=tune,
+        n_trials=n_trials,
+        study=study,
+        feature_set=feature_set,
+        param=tuple(param or ()),
+        out=out,
+        n_test=n_test,
+    )
+    settings = _train_settings(opts)
     tracker = _tracker(track)
     started = time.perf_counter()
     with _progress() as progress:
-        load = progress.add_task("data", total=1)
-        ds = _load_training_data(
-            data,
-            n=n,
-            scenario=scenario,
-            instance_seed=instance_seed,
-            seed=seed,
-            n_test=n_test,
-            feature_set=feature_set,
-        )
-        progress.update(load, completed=1)
-        digest = dataset_digest(ds.frame)
+        task = progress.add_task("data", total=1)
+        ds = _load_training_data(opts)
+        progress.update(task, completed=1)
         with _tracking_errors(tracker), tracker.start_run(f"train-{model}"):
-            tracker.log_params(
-                {"model": model, "feature_set": feature_set, "cli": "train", **ds.source}
-            )
-            tracker.log_dataset(ds.frame, name=str(ds.source["data"]))
-            heldout_key = _heldout_key(ds, digest)
-            tracker.set_tags({"poreml.heldout_sha256": heldout_key, "poreml.heldout": ds.heldout})
-            tuned = None
-            if tune:
-                import optuna
-
-                from poreml.surrogates.tuning import tune as run_tuning
-
-                optuna.logging.set_verbosity(optuna.logging.WARNING)
-                task = progress.add_task(f"tuning {model}", total=n_trials)
-                tuned = run_tuning(
-                    model,
-                    ds.X,
-                    ds.y,
-                    ds.groups,
-                    n_trials=n_trials,
-                    fixed_params=settings,
-                    study_name=study,
-                    seed=seed,
-                    tracker=tracker,
-                    on_trial=lambda done, total: progress.update(task, completed=done),
-                )
-                settings = {**settings, **tuned.best_params}
-            tracker.log_params({f"param.{k}": v for k, v in settings.items()})
-            fit_task = progress.add_task(f"fitting {model} on {len(ds.X)} rows", total=1)
-            t0 = time.perf_counter()
-            fitted = make(model, **settings).fit(ds.X, ds.y)
-            fit_seconds = time.perf_counter() - t0
-            progress.update(fit_task, completed=1)
-            metrics = _heldout_scores(model, settings, fitted, ds, seed=seed, progress=progress)
-            summary = summarise(metrics.assign(model=model)).iloc[0].to_dict()
-            summary.pop("model", None)
-            tracker.log_metrics({**summary, "fit_seconds": fit_seconds})
-            tracker.log_metrics(
-                {
-                    f"heldout/{r['target']}/{k}": r[k]
-                    for r in metrics.to_dict("records")
-                    for k in ("mae", "rmse", "r2", "nll", "nll_std", "coverage_90")
-                }
-            )
-            tracker.log_table(metrics, "heldout_metrics.csv")
-            if metric not in summary:
-                raise ConfigError(
-                    f"--metric {metric!r}: expected one of {', '.join(sorted(summary))}"
-                )
-
-            out.mkdir(parents=True, exist_ok=True)
-            fitted.save(out)
-            model_files = ("config.json", "tensors.pt", "estimators.joblib")
-            meta: dict[str, Any] = {
-                "format": "poreml-model-metadata",
-                "format_version": 1,
-                "model_name": "poreml-surrogate",
-                "model": model,
-                "version": f"{poreml.__version__}+{_files_sha256(out, model_files)[:12]}",
-                "registered_version": None,
-                "poreml_version": poreml.__version__,
-                "targets": list(fitted.targets_),
-                "feature_set": feature_set,
-                "interval_level": 0.9,
-                "domain_margin": float(fitted.domain_margin),
-                "params": {k: _plain(v) for k, v in settings.items()},
-                "design_columns": _trained_ranges(ds.X),
-                "training": {
-                    **{k: _plain(v) for k, v in ds.source.items()},
-                    "description": _describe_source(ds),
-                    "rows": len(ds.frame),
-                    "observed_rows": {k: int(v) for k, v in fitted.n_observed_.items()},
-                    "sha256": digest,
-                },
-                "metrics": {
-                    "heldout": ds.heldout,
-                    "heldout_sha256": heldout_key,
-                    "interval": "latent mean (noise-free truth)"
-                    if ds.heldout_X is not None
-                    else "new measurement",
-                    **{k: _plain(v) for k, v in summary.items()},
-                    "per_target": {
-                        r["target"]: {k: _plain(v) for k, v in r.items() if k != "target"}
-                        for r in metrics.to_dict("records")
-                    },
-                },
-                "fit_seconds": round(fit_seconds, 3),
-                "tuning": None
-                if tuned is None
-                else {
-                    "study": tuned.study_name,
-                    "best_value": _plain(tuned.best_value),
-                    "metric": tuned.metric,
-                    "trials": tuned.n_trials,
-                },
-                "rebuild_command": _rebuild_command(
-                    model,
-                    data,
-                    n,
-                    scenario,
-                    instance_seed,
-                    seed,
-                    tune,
-                    n_trials,
-                    feature_set,
-                    param,
-                    out,
-                ),
-            }
+            digest = _log_training_data(tracker, opts, ds)
+            fit = _tune_and_fit(opts, settings, ds, tracker, progress)
+            scores = _score(opts, fit, ds, digest, metric, tracker, progress)
+            meta = _metadata(opts, ds, fit, scores, digest)
+            artifact = ModelArtifact(fit.model, meta).save(out)
             result = None
             if register_model:
-                from poreml.tracking.registry import register_surrogate
-
-                reg_task = progress.add_task("registering in MLflow", total=1)
-                result = register_surrogate(
-                    cast("MlflowTracker", tracker),
-                    out,
-                    sample_designs(3, seed).drop(columns="candidate_id"),
-                    targets=list(fitted.targets_),
-                    metric=metric,
-                    value=float(summary[metric]),
-                    force=force_promote,
-                )
-                meta["registered_version"] = result.version
-                progress.update(reg_task, completed=1)
-            write_json(meta, out / METADATA_FILE)
-            write_text(_model_card(meta, metrics), out / MODEL_CARD_FILE)
+                result = _register(tracker, artifact, opts, metric, scores, force_promote, progress)
             tracker.log_artifact(out / METADATA_FILE)
             tracker.log_artifact(out / MODEL_CARD_FILE)
-
+    summary = scores.summary
     elapsed = time.perf_counter() - started
     r2 = summary.get("mean_r2", math.nan)
     cov = summary.get("mean_coverage_90", math.nan)
@@ -601,7 +442,185 @@ def train(
         typer.echo(f"registered {result.name} v{result.version}: {verb} ({result.reason})")
 
 
+def _train_settings(opts: _TrainOptions) -> dict[str, Any]:
+    """The model's settings from ``--param``, ``--feature-set`` and ``--seed``; unknown
+    settings fail here, before any work."""
+    from poreml.surrogates.registry import make
+
+    settings = _model_params(opts.model, _parse_params(list(opts.param)), opts.feature_set)
+    settings.setdefault("random_state", opts.seed)
+    make(opts.model, **settings)
+    return settings
+
+
+def _log_training_data(tracker: Tracker, opts: _TrainOptions, ds: _Data) -> str:
+    """Log the source, the training table and the held-out set's identity; return the
+    training table's digest."""
+    from poreml.tracking.base import dataset_digest
+
+    digest = dataset_digest(ds.frame)
+    tracker.log_params(
+        {"model": opts.model, "feature_set": opts.feature_set, "cli": "train", **ds.source}
+    )
+    tracker.log_dataset(ds.frame, name=str(ds.source["data"]))
+    tracker.set_tags(
+        {"poreml.heldout_sha256": _heldout_key(ds, digest), "poreml.heldout": ds.heldout}
+    )
+    return digest
+
+
+def _tune_and_fit(
+    opts: _TrainOptions,
+    settings: dict[str, Any],
+    ds: _Data,
+    tracker: Tracker,
+    progress: Progress,
+) -> _Fit:
+    """Tune the settings with Optuna (``--tune``), then fit the model on every training row."""
+    from poreml.surrogates.registry import make
+
+    tuned = None
+    if opts.tune:
+        import optuna
+
+        from poreml.surrogates.tuning import tune as run_tuning
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        task = progress.add_task(f"tuning {opts.model}", total=opts.n_trials)
+        tuned = run_tuning(
+            opts.model,
+            ds.X,
+            ds.y,
+            ds.groups,
+            n_trials=opts.n_trials,
+            fixed_params=settings,
+            study_name=opts.study,
+            seed=opts.seed,
+            tracker=tracker,
+            on_trial=lambda done, total: progress.update(task, completed=done),
+        )
+        settings = {**settings, **tuned.best_params}
+    tracker.log_params({f"param.{k}": v for k, v in settings.items()})
+    task = progress.add_task(f"fitting {opts.model} on {len(ds.X)} rows", total=1)
+    t0 = time.perf_counter()
+    fitted = make(opts.model, **settings).fit(ds.X, ds.y)
+    seconds = time.perf_counter() - t0
+    progress.update(task, completed=1)
+    return _Fit(fitted, settings, seconds, tuned)
+
+
+def _score(
+    opts: _TrainOptions,
+    fit: _Fit,
+    ds: _Data,
+    digest: str,
+    metric: str,
+    tracker: Tracker,
+    progress: Progress,
+) -> _Scores:
+    """Held-out scores of the fitted model, logged; ``metric`` must be one of them."""
+    from poreml.surrogates.evaluation import summarise
+
+    metrics = _heldout_scores(
+        opts.model, fit.settings, fit.model, ds, seed=opts.seed, progress=progress
+    )
+    summary = summarise(metrics.assign(model=opts.model)).iloc[0].to_dict()
+    summary.pop("model", None)
+    tracker.log_metrics({**summary, "fit_seconds": fit.seconds})
+    tracker.log_metrics(
+        {
+            f"heldout/{r['target']}/{k}": r[k]
+            for r in metrics.to_dict("records")
+            for k in ("mae", "rmse", "r2", "nll", "nll_std", "coverage_90")
+        }
+    )
+    tracker.log_table(metrics, "heldout_metrics.csv")
+    if metric not in summary:
+        raise ConfigError(f"--metric {metric!r}: expected one of {', '.join(sorted(summary))}")
+    return _Scores(metrics, summary, _heldout_key(ds, digest))
+
+
+def _metadata(
+    opts: _TrainOptions, ds: _Data, fit: _Fit, scores: _Scores, digest: str
+) -> ModelMetadata:
+    """What ``metadata.json`` records of a trained model (``version`` is set on saving)."""
+    import poreml
+    from poreml.tracking.artifacts import ModelMetadata, TrainingRecord, trained_ranges
+
+    tuned = fit.tuning
+    return ModelMetadata(
+        model=opts.model,
+        poreml_version=poreml.__version__,
+        targets=tuple(fit.model.targets_),
+        feature_set=opts.feature_set,
+        interval_level=0.9,
+        domain_margin=float(fit.model.domain_margin),
+        params={k: _plain(v) for k, v in fit.settings.items()},
+        design_columns=trained_ranges(ds.X),
+        training=TrainingRecord(
+            source={k: _plain(v) for k, v in ds.source.items()},
+            description=ds.description,
+            rows=len(ds.frame),
+            observed_rows={k: int(v) for k, v in fit.model.n_observed_.items()},
+            sha256=digest,
+        ),
+        metrics={
+            "heldout": ds.heldout,
+            "heldout_sha256": scores.heldout_sha256,
+            "interval": "latent mean (noise-free truth)"
+            if ds.heldout_X is not None
+            else "new measurement",
+            **{k: _plain(v) for k, v in scores.summary.items()},
+            "per_target": {
+                r["target"]: {k: _plain(v) for k, v in r.items() if k != "target"}
+                for r in scores.per_target.to_dict("records")
+            },
+        },
+        fit_seconds=round(fit.seconds, 3),
+        tuning=None
+        if tuned is None
+        else {
+            "study": tuned.study_name,
+            "best_value": _plain(tuned.best_value),
+            "metric": tuned.metric,
+            "trials": tuned.n_trials,
+        },
+        rebuild_command=opts.rebuild_command(),
+    )
+
+
+def _register(
+    tracker: Tracker,
+    artifact: ModelArtifact,
+    opts: _TrainOptions,
+    metric: str,
+    scores: _Scores,
+    force: bool,
+    progress: Progress,
+) -> RegistrationResult:
+    """Log and register the saved model folder (promoting it if better), then record the
+    registered version in its metadata."""
+    from poreml.surrogates.evaluation import sample_designs
+    from poreml.tracking.artifacts import write_metadata
+    from poreml.tracking.registry import register_surrogate
+
+    task = progress.add_task("registering in MLflow", total=1)
+    result = register_surrogate(
+        cast("MlflowTracker", tracker),
+        opts.out,
+        sample_designs(3, opts.seed).drop(columns="candidate_id"),
+        targets=list(artifact.metadata.targets),
+        metric=metric,
+        value=float(scores.summary[metric]),
+        force=force,
+    )
+    write_metadata(replace(artifact.metadata, registered_version=result.version), opts.out)
+    progress.update(task, completed=1)
+    return result
+
+
 def _plain(value: Any) -> Any:
+    """``value`` as JSON-ready Python: numpy scalars unwrapped, non-finite floats as None."""
     import numpy as np
 
     if isinstance(value, np.generic):
@@ -611,63 +630,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, tuple):
         return [_plain(v) for v in value]
     return value
-
-
-def _describe_source(ds: _Data) -> str:
-    s = ds.source
-    if s.get("data") == VIRTUAL_LAB:
-        inst = (
-            "published constants"
-            if s.get("instance_seed") is None
-            else f"instance {s['instance_seed']}"
-        )
-        return (
-            f"virtual lab, scenario {s['scenario']} ({inst}): {s['n']} scrambled-Sobol designs "
-            f"over the contract search box (seed {s['seed']}), measured with batch and "
-            "measurement noise"
-        )
-    return f"CSV {s['data']} ({s.get('rows')} rows)"
-
-
-def _heldout_key(ds: _Data, digest: str) -> str:
-    """Identity of the held-out set: the test table's digest, or the CV data's digest."""
-    import pandas as pd
-
-    from poreml.tracking.base import dataset_digest
-
-    if ds.heldout_X is not None and ds.heldout_y is not None:
-        return dataset_digest(pd.concat([ds.heldout_X, ds.heldout_y], axis=1))
-    return digest
-
-
-def _rebuild_command(
-    model: str,
-    data: str,
-    n: int,
-    scenario: str,
-    instance_seed: int | None,
-    seed: int,
-    tune: bool,
-    n_trials: int,
-    feature_set: str,
-    param: list[str] | None,
-    out: Path,
-) -> str:
-    parts = ["poreml train", f"--model {model}", f"--data {data}"]
-    if data == VIRTUAL_LAB:
-        parts.append(f"--n {n}")
-        if scenario != "baseline":
-            parts.append(f"--scenario {scenario}")
-        if instance_seed is not None:
-            parts.append(f"--instance-seed {instance_seed}")
-    parts.append(f"--seed {seed}")
-    if tune:
-        parts.append(f"--tune --n-trials {n_trials}")
-    if feature_set != "design":
-        parts.append(f"--feature-set {feature_set}")
-    parts += [f"--param {shlex.quote(p)}" for p in param or []]
-    parts.append(f"--out {shlex.quote(out.as_posix())}")
-    return " ".join(parts)
 
 
 # --------------------------------------------------------------------------------------------
@@ -784,30 +746,6 @@ def _int_list(text: str, option: str) -> list[int]:
 # predict
 
 
-def _load_model(model_dir: Path | None, model_uri: str | None) -> tuple[Surrogate, str]:
-    """The surrogate to predict with, and a label saying where it came from."""
-    from poreml.settings import get_settings
-    from poreml.surrogates.registry import load
-
-    if model_dir is not None and model_uri is not None:
-        raise ConfigError("give either --model-dir or --model-uri, not both")
-    if model_uri is None and model_dir is None:
-        settings = get_settings()
-        model_uri = settings.model_uri
-        model_dir = None if model_uri else settings.model_dir
-    if model_uri is not None:
-        from poreml.tracking.registry import load_surrogate_from_uri
-
-        return load_surrogate_from_uri(model_uri), model_uri
-    assert model_dir is not None
-    if not (model_dir / "config.json").is_file():
-        raise ModelCliError(
-            f"{model_dir}: no saved surrogate here (config.json missing). Train one with "
-            f"`{CHAMPION_COMMAND}` or point --model-dir at a model folder."
-        )
-    return load(model_dir), str(model_dir)
-
-
 def predict(
     infile: Path = typer.Argument(..., help="CSV of designs (design columns, candidate_id)."),
     out: Path = typer.Option(..., "--out", "-o", help="CSV file to write predictions to."),
@@ -824,43 +762,41 @@ def predict(
     Writes candidate_id, the design columns (left-out ones at their defaults), and per target
     <target>_mean, _std, _lower, _upper, then in_domain.
     """
-    import pandas as pd
-
     from poreml.data.io import read_csv, write_csv
     from poreml.data.schema import COLUMNS, DESIGN_COLUMNS
-    from poreml.data.validation import validate_designs, validate_table
-    from poreml.surrogates.evaluation import prediction_table
 
     frame = read_csv(infile)
+    if "candidate_id" not in frame.columns:
+        frame.insert(0, "candidate_id", [f"P-{i:04d}" for i in range(1, len(frame) + 1)])
+    artifact = _load_artifact(model_dir, model_uri)
     # Other contract columns (e.g. measured values of a lab file) are accepted and ignored,
     # except descriptor inputs of a model trained on the descriptors feature set.
-    others = [c for c in COLUMNS if c not in DESIGN_COLUMNS]
-    designs = validate_designs(
-        frame, source=str(infile), physical=True, fill_defaults=True, allow_columns=others
-    )
-    if "candidate_id" not in designs.columns:
-        designs.insert(0, "candidate_id", [f"P-{i:04d}" for i in range(1, len(designs) + 1)])
-    model, where = _load_model(model_dir, model_uri)
-    descriptors = [
-        c for c in model.feature_columns_ if c not in DESIGN_COLUMNS and c in designs.columns
-    ]
-    X = designs[["candidate_id", *DESIGN_COLUMNS]]
-    if descriptors:
-        checked = validate_table(designs[descriptors], source=str(infile))
-        X = pd.concat([X, checked], axis=1)
-    table = prediction_table(model, X, level=level)
-    result = pd.concat(
-        [
-            designs[["candidate_id", *DESIGN_COLUMNS, *descriptors]],
-            table.drop(columns="candidate_id"),
-        ],
-        axis=1,
+    result = artifact.predict_table(
+        frame,
+        level=level,
+        source=str(infile),
+        ignore_columns=[c for c in COLUMNS if c not in DESIGN_COLUMNS],
+        include_inputs=True,
     )
     write_csv(result, out)
     outside = int((~result["in_domain"]).sum())
     typer.echo(
-        f"{out}: {len(result)} predictions from {where} ({outside} outside the training domain)"
+        f"{out}: {len(result)} predictions from {artifact.source} "
+        f"({outside} outside the training domain)"
     )
+
+
+def _load_artifact(model_dir: Path | None, model_uri: str | None) -> ModelArtifact:
+    """The model to predict with: the option given, else the settings' URI, else folder."""
+    from poreml.settings import get_settings
+    from poreml.tracking.artifacts import load_folder, load_uri
+
+    if model_dir is not None and model_uri is not None:
+        raise ConfigError("give either --model-dir or --model-uri, not both")
+    if model_dir is None and model_uri is None:
+        settings = get_settings()
+        model_uri, model_dir = settings.model_uri, settings.model_dir
+    return load_uri(model_uri) if model_uri else load_folder(model_dir)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,10 +1,11 @@
 """The surrogate as an MLflow ``pyfunc`` model.
 
-:class:`SurrogatePyfunc` loads the saved surrogate folder (artifact ``surrogate``) and predicts a
-frame with, for every target, ``<target>_mean``, ``<target>_std``, ``<target>_lower``,
-``<target>_upper`` (central interval, level 0.9 unless the ``level`` param says otherwise) and
-``in_domain``; ``candidate_id`` is carried through when given. Inputs are design columns (any
-subset; the rest take their contract defaults) checked against the physical domain.
+:class:`SurrogatePyfunc` loads the saved model folder (artifact ``surrogate``: the surrogate's
+files and ``metadata.json``, see :mod:`poreml.tracking.artifacts`) and predicts a frame with, for
+every target, ``<target>_mean``, ``<target>_std``, ``<target>_lower``, ``<target>_upper`` (central
+interval, level 0.9 unless the ``level`` param says otherwise) and ``in_domain``;
+``candidate_id`` is carried through when given. Inputs are design columns (any subset; the rest
+take their contract defaults) checked against the physical domain.
 
 It is logged "from code" (:data:`PYFUNC_CODE`, the MLflow-recommended form): nothing is
 pickled, the model is rebuilt from this importable class at load time.
@@ -21,6 +22,8 @@ from mlflow.models.signature import ModelSignature
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
 from poreml.data.schema import COLUMNS, DESIGN_COLUMNS
+from poreml.exceptions import ConfigError
+from poreml.tracking.artifacts import DEFAULT_LEVEL, load_folder
 
 SURROGATE_ARTIFACT = "surrogate"
 """Key of the saved surrogate folder among the pyfunc artifacts."""
@@ -28,17 +31,13 @@ SURROGATE_ARTIFACT = "surrogate"
 PYFUNC_CODE = Path(__file__).with_name("_pyfunc_code.py")
 """The models-from-code file that builds :class:`SurrogatePyfunc`."""
 
-DEFAULT_LEVEL = 0.9
-
 
 class SurrogatePyfunc(mlflow.pyfunc.PythonModel):
-    """MLflow wrapper of a saved poreml surrogate (module doc)."""
+    """MLflow wrapper of a saved poreml model folder (module doc)."""
 
     def load_context(self, context: Any) -> None:
-        """Load the surrogate from the ``surrogate`` artifact folder."""
-        from poreml.surrogates.registry import load
-
-        self.model = load(context.artifacts[SURROGATE_ARTIFACT])
+        """Load the model artifact (surrogate and metadata) from the ``surrogate`` folder."""
+        self.artifact = load_folder(context.artifacts[SURROGATE_ARTIFACT])
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
@@ -56,39 +55,10 @@ class SurrogatePyfunc(mlflow.pyfunc.PythonModel):
         Raises:
             DataValidationError: naming every bad cell.
         """
-        return predict_designs(self.model, model_input, level=_level(params))
-
-
-def predict_designs(
-    model: Any, designs: pd.DataFrame, level: float = DEFAULT_LEVEL
-) -> pd.DataFrame:
-    """Validate ``designs`` and return :func:`~poreml.surrogates.evaluation.prediction_table`.
-
-    Args:
-        model: a fitted surrogate.
-        designs: design columns (any subset; left-out ones take the contract defaults) and
-            optionally ``candidate_id``; values must lie in the physical domain.
-        level: central interval level.
-
-    Returns:
-        The prediction table (index 0..n-1).
-
-    Raises:
-        DataValidationError: listing every unknown column and bad value.
-    """
-    from poreml.data.validation import validate_designs
-    from poreml.surrogates.evaluation import prediction_table
-
-    frame = pd.DataFrame(designs)
-    if "candidate_id" in frame.columns:
-        frame["candidate_id"] = frame["candidate_id"].astype(str)
-    clean = validate_designs(frame, physical=True, fill_defaults=True)
-    return prediction_table(model, clean, level=level).reset_index(drop=True)
+        return self.artifact.predict_table(model_input, level=_level(params))
 
 
 def _level(params: dict[str, Any] | None) -> float:
-    from poreml.exceptions import ConfigError
-
     level = float((params or {}).get("level", DEFAULT_LEVEL))
     if not 0.0 < level < 1.0:
         raise ConfigError(f"level: expected a number in (0, 1) (got {level!r})")

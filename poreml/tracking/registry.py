@@ -21,14 +21,12 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from poreml.exceptions import ConfigError, PoremlError
+from poreml.tracking.artifacts import REGISTERED_MODEL, artifact_files
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
     from poreml.tracking.mlflow_tracker import MlflowTracker
-
-REGISTERED_MODEL = "poreml-surrogate"
-"""Name of the surrogate in the MLflow model registry."""
 
 CHAMPION_ALIAS = "champion"
 """Alias of the best registered version; ``models:/poreml-surrogate@champion``."""
@@ -111,11 +109,15 @@ def log_surrogate(
     name: str = "model",
     registered_model_name: str | None = None,
 ) -> Any:
-    """Log the saved surrogate folder as a pyfunc model in the tracker's open run.
+    """Log the saved model folder as a pyfunc model in the tracker's open run.
+
+    The surrogate's files and, when the folder has one, its ``metadata.json`` travel with
+    the logged model, so a model loaded by URI reports its training data like a folder does.
 
     Args:
         tracker: an :class:`MlflowTracker` with an open run.
-        model_dir: folder written by :meth:`~poreml.surrogates.base.Surrogate.save`.
+        model_dir: folder written by :meth:`~poreml.tracking.artifacts.ModelArtifact.save` (or
+            :meth:`~poreml.surrogates.base.Surrogate.save` alone).
         input_example: a few design rows (stored with the model; validated against the
             signature).
         targets: targets the model predicts (for the output signature).
@@ -137,12 +139,11 @@ def log_surrogate(
     example = input_example.head(5).reset_index(drop=True)
     tracker.activate()
     with tempfile.TemporaryDirectory(prefix="poreml-model-") as tmp:
-        # Only the surrogate's own files travel with the pyfunc (not model cards, metadata).
+        # The surrogate's files and its metadata travel with the pyfunc (not the model card).
         staged = Path(tmp) / SURROGATE_ARTIFACT
         staged.mkdir()
-        for item in folder.iterdir():
-            if item.is_file() and item.name in ("config.json", "tensors.pt", "estimators.joblib"):
-                (staged / item.name).write_bytes(item.read_bytes())
+        for item in artifact_files(folder):
+            (staged / item.name).write_bytes(item.read_bytes())
         return mlflow.pyfunc.log_model(
             name=name,
             python_model=str(PYFUNC_CODE),
@@ -291,47 +292,3 @@ def register_surrogate(
         previous_value=prev_value,
         reason=reason,
     )
-
-
-def load_pyfunc(model_uri: str, tracking_uri: str | None = None) -> Any:
-    """Load a registered or logged surrogate pyfunc (e.g. ``models:/poreml-surrogate@champion``).
-
-    Args:
-        model_uri: any MLflow model URI.
-        tracking_uri: store to resolve ``models:/`` and ``runs:/`` URIs against (default:
-            the settings).
-
-    Returns:
-        An ``mlflow.pyfunc.PyFuncModel``; ``.predict(frame, params={"level": 0.9})``.
-
-    Raises:
-        RegistryError: the URI cannot be resolved or loaded.
-    """
-    import mlflow.pyfunc
-    from mlflow.exceptions import MlflowException
-
-    from poreml.tracking.mlflow_tracker import MlflowTracker
-
-    MlflowTracker(tracking_uri=tracking_uri).activate()
-    try:
-        return mlflow.pyfunc.load_model(model_uri)
-    except (MlflowException, OSError) as err:
-        raise RegistryError(
-            f"cannot load model {model_uri!r} from {tracking_uri or 'the configured store'}: "
-            f"{err}. Check POREML_TRACKING_URI and that the model (or alias) exists."
-        ) from None
-
-
-def load_surrogate_from_uri(model_uri: str, tracking_uri: str | None = None) -> Any:
-    """The poreml surrogate inside a logged pyfunc model (for the API and the CLI).
-
-    Args:
-        model_uri: MLflow model URI of a model logged by :func:`log_surrogate`.
-        tracking_uri: store to resolve the URI against (default: the settings).
-
-    Returns:
-        The fitted :class:`~poreml.surrogates.base.Surrogate`.
-    """
-    pyfunc = load_pyfunc(model_uri, tracking_uri)
-    inner = pyfunc.unwrap_python_model()
-    return inner.model

@@ -14,9 +14,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from poreml.api import create_app
-from poreml.api.service import MODEL_META_FILE
 from poreml.data.schema import DESIGN_COLUMNS
 from poreml.settings import Settings
+from poreml.tracking.artifacts import METADATA_FILE
 
 
 def _brute_force_ranks(y: np.ndarray) -> np.ndarray:
@@ -85,7 +85,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory, surrogate: Any) -> Path:
         "targets": list(surrogate.targets_),
         "training": {"rows": int(surrogate.n_train_), "sha256": "0" * 64},
     }
-    (folder / MODEL_META_FILE).write_text(json.dumps(meta), encoding="utf-8")
+    (folder / METADATA_FILE).write_text(json.dumps(meta), encoding="utf-8")
     return folder
 
 

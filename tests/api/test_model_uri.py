@@ -69,3 +69,19 @@ def test_an_unknown_model_uri_fails_at_start_with_a_clear_message(
     settings = make_settings(model_uri="models:/no-such-model@champion", home=registered_home)
     with pytest.raises(PoremlError, match="no-such-model"), TestClient(create_app(settings)):
         pass
+
+
+def test_a_model_served_by_uri_reports_its_training_data_like_its_folder(
+    registered_home: Path, make_settings: Callable[..., Settings]
+) -> None:
+    with TestClient(create_app(make_settings())) as client:
+        by_dir = client.get("/v1/model").json()
+    settings = make_settings(
+        model_uri="models:/poreml-surrogate@champion", home=registered_home, tracking_uri=None
+    )
+    with TestClient(create_app(settings)) as client:
+        by_uri = client.get("/v1/model").json()
+    assert by_uri["training_data_sha256"] == "0" * 64
+    assert set(by_uri) == set(by_dir)
+    for key in set(by_dir) - {"version", "source"}:  # the URI names the version and source
+        assert by_uri[key] == by_dir[key], key

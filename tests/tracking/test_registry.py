@@ -11,12 +11,12 @@ import pytest
 from poreml.data.schema import DESIGN_COLUMNS
 from poreml.exceptions import ConfigError, DataValidationError
 from poreml.surrogates.base import TARGETS
-from poreml.tracking import MlflowTracker, load_pyfunc, register_surrogate
+from poreml.tracking import MlflowTracker, register_surrogate
+from poreml.tracking.artifacts import load_pyfunc, load_uri
 from poreml.tracking.registry import (
     CHAMPION_ALIAS,
     HELDOUT_TAG,
     current_champion,
-    load_surrogate_from_uri,
     metric_higher_is_better,
 )
 
@@ -104,7 +104,7 @@ def test_pyfunc_loads_and_predicts_every_target_with_intervals(
     assert len(partial) == 1 and np.isfinite(partial[f"{t}_mean"]).all()
     with pytest.raises(DataValidationError, match="porosity"):
         pyfunc.predict(pd.DataFrame({"route": ["bottom_up"], "porosity": [1.5]}))
-    surrogate = load_surrogate_from_uri(f"models:/{name}@{CHAMPION_ALIAS}")
+    surrogate = load_uri(f"models:/{name}@{CHAMPION_ALIAS}").surrogate
     direct = surrogate.predict(designs[list(DESIGN_COLUMNS)])
     np.testing.assert_allclose(direct[t].to_numpy(), out[f"{t}_mean"].to_numpy())
 
