@@ -211,8 +211,9 @@ def screen_in_process(model_dir: Path, payload: dict[str, Any]) -> dict[str, Any
     """Request validation plus the service's screen, without HTTP."""
     from poreml.api import service
     from poreml.api.schemas import ScreenRequest
+    from poreml.tracking.artifacts import load_folder
 
-    model = service.load_model_dir(model_dir)
+    model = service.served_model(load_folder(model_dir))
     n = len(payload["candidates"])
     warm = service.candidates_frame(ScreenRequest.model_validate(payload).candidates[:64], 64)
     model.predict(warm)  # first calls build the model's caches, as in a running server
@@ -237,8 +238,9 @@ def request_breakdown(model_dir: Path, repeats: int = 50) -> dict[str, float]:
     """Mean in-process milliseconds of each step of a single-candidate predict."""
     from poreml.api import service
     from poreml.api.schemas import PredictRequest
+    from poreml.tracking.artifacts import load_folder
 
-    model = service.load_model_dir(model_dir)
+    model = service.served_model(load_folder(model_dir))
     body = {"candidates": candidates(1, seed=7)}
     request = PredictRequest.model_validate(body)
     frame = service.candidates_frame(request.candidates, 1)

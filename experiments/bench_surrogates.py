@@ -3,7 +3,7 @@
 Measures, and writes to ``experiments/results/surrogate_bench.{json,md}`` plus tables and plots
 (``surrogate_bench_*.csv|md|png``):
 
-1. **Real data** (``datasets/porous_sic.csv``): grouped 5-fold CV by ``reference`` for the model
+1. **Real data** (``datasets/porous_sic.csv``): grouped 5-fold CV by ``material_id`` for the model
    under test against the ``mean`` and ``ridge`` baselines, every target with ≥ 15 rows: n, MAE,
    RMSE, R², NLL, 90 % coverage.
 2. **Virtual lab**: learning-curve points n = 64 and 256 on the baseline task and on three
@@ -286,7 +286,7 @@ def report(results: dict[str, Any], tables: dict[str, pd.DataFrame]) -> str:
     if "real" in results:
         r = results["real"]
         lines += [
-            "## Real data: grouped 5-fold CV by reference",
+            "## Real data: grouped 5-fold CV by material (material_id)",
             "",
             f"{r['rows']} rows, {r['references']} references; targets scored: "
             f"{', '.join(r['targets'])}; skipped: "

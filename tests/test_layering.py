@@ -45,9 +45,6 @@ LEAVES: frozenset[str] = frozenset({"api", "cli"})
 # surrogates or tracking slices may appear here.
 ALLOWED: frozenset[tuple[str, str]] = frozenset(
     {
-        # optimize reads design's private validation helpers; the slice reworking the search
-        # space makes them public or moves them.
-        ("poreml.optimize.acquisition", "poreml.design._validation"),
         # optimize.campaign takes a Tracker and flattens params through tracking; the campaign
         # slice imports Tracker from poreml.tracker and stops reaching into tracking.
         ("poreml.optimize.campaign", "poreml.tracking.base"),

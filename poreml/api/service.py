@@ -21,11 +21,12 @@ import numpy as np
 import pandas as pd
 
 from poreml.api.errors import InvalidRequestError, ModelUnavailableError, TooManyCandidatesError
-from poreml.api.ranking import pareto_ranks, probability_feasible
+from poreml.api.ranking import probability_feasible
 from poreml.data.schema import COLUMNS, DESIGN_COLUMNS, ROUTES
 from poreml.design.objectives import Objective, OutcomeConstraint
+from poreml.design.pareto import pareto_ranks
 from poreml.settings import Settings
-from poreml.surrogates.base import LOG_FEATURES
+from poreml.surrogates.features import LOG_FEATURES
 from poreml.tracking import artifacts
 from poreml.tracking.artifacts import ModelArtifact, ModelMetadata
 

@@ -38,8 +38,8 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
     from poreml.surrogates.base import Surrogate
+    from poreml.tracker import Tracker
     from poreml.tracking.artifacts import ModelArtifact, ModelMetadata
-    from poreml.tracking.base import Tracker
     from poreml.tracking.mlflow_tracker import MlflowTracker
     from poreml.tracking.registry import RegistrationResult
 
@@ -111,7 +111,7 @@ def _progress() -> Iterator[Progress]:
 
 
 def _tracker(track: bool, experiment: str | None = None) -> Tracker:
-    from poreml.tracking.base import NullTracker
+    from poreml.tracker import NullTracker
 
     if not track:
         return NullTracker()
@@ -228,13 +228,11 @@ class _Scores:
 def _load_training_data(opts: _TrainOptions) -> _Data:
     import numpy as np
 
-    from poreml.surrogates.base import FEATURE_SETS, TARGETS
-    from poreml.surrogates.evaluation import (
-        random_groups,
-        real_data_groups,
-        sample_designs,
-        virtual_lab_data,
-    )
+    from poreml.design.search_space import SearchSpace
+    from poreml.surrogates.base import TARGETS
+    from poreml.surrogates.evaluation import virtual_lab_data
+    from poreml.surrogates.features import FEATURE_SETS
+    from poreml.surrogates.splits import random_groups, real_data_groups
 
     if opts.feature_set not in FEATURE_SETS:
         raise ConfigError(
@@ -249,7 +247,8 @@ def _load_training_data(opts: _TrainOptions) -> _Data:
         frame = virtual_lab_data(
             opts.n, scenario=scenario, instance_seed=instance_seed, seed=opts.seed, noise=True
         )
-        test = VirtualLab(scenario, instance_seed).evaluate(sample_designs(n_test, HELDOUT_SEED))
+        heldout = SearchSpace.contract_box().sample(n_test, HELDOUT_SEED)
+        test = VirtualLab(scenario, instance_seed).evaluate(heldout)
         return _Data(
             frame=frame,
             X=frame[inputs],
@@ -289,7 +288,7 @@ def _load_training_data(opts: _TrainOptions) -> _Data:
         y=y,
         groups=real_data_groups(frame),
         source={"data": str(path), "rows": len(frame)},
-        heldout=f"grouped 5-fold CV of {path.name} (groups = reference)",
+        heldout=f"grouped 5-fold CV of {path.name} (groups = material, else reference)",
         extra={"n_groups": len(np.unique(real_data_groups(frame)))},
     )
 
@@ -304,11 +303,8 @@ def _heldout_scores(
     progress: Progress | None,
 ) -> pd.DataFrame:
     """Per-target metrics of ``fitted`` on the held-out set (or grouped CV for CSV data)."""
-    from poreml.surrogates.evaluation import (
-        cross_val_predict_grouped,
-        heldout_metrics,
-        metrics_table,
-    )
+    from poreml.surrogates.evaluation import cross_val_predict_grouped, heldout_metrics
+    from poreml.surrogates.metrics import metrics_table
     from poreml.surrogates.registry import make
 
     if data.heldout_X is not None and data.heldout_y is not None:
@@ -345,7 +341,7 @@ def _heldout_key(ds: _Data, digest: str) -> str:
     """Identity of the held-out set: the test table's digest, or the CV data's digest."""
     import pandas as pd
 
-    from poreml.tracking.base import dataset_digest
+    from poreml.tracker import dataset_digest
 
     if ds.heldout_X is not None and ds.heldout_y is not None:
         return dataset_digest(pd.concat([ds.heldout_X, ds.heldout_y], axis=1))
@@ -456,7 +452,7 @@ def _train_settings(opts: _TrainOptions) -> dict[str, Any]:
 def _log_training_data(tracker: Tracker, opts: _TrainOptions, ds: _Data) -> str:
     """Log the source, the training table and the held-out set's identity; return the
     training table's digest."""
-    from poreml.tracking.base import dataset_digest
+    from poreml.tracker import dataset_digest
 
     digest = dataset_digest(ds.frame)
     tracker.log_params(
@@ -519,7 +515,7 @@ def _score(
     progress: Progress,
 ) -> _Scores:
     """Held-out scores of the fitted model, logged; ``metric`` must be one of them."""
-    from poreml.surrogates.evaluation import summarise
+    from poreml.surrogates.metrics import summarise
 
     metrics = _heldout_scores(
         opts.model, fit.settings, fit.model, ds, seed=opts.seed, progress=progress
@@ -600,7 +596,7 @@ def _register(
 ) -> RegistrationResult:
     """Log and register the saved model folder (promoting it if better), then record the
     registered version in its metadata."""
-    from poreml.surrogates.evaluation import sample_designs
+    from poreml.design.search_space import SearchSpace
     from poreml.tracking.artifacts import write_metadata
     from poreml.tracking.registry import register_surrogate
 
@@ -608,7 +604,7 @@ def _register(
     result = register_surrogate(
         cast("MlflowTracker", tracker),
         opts.out,
-        sample_designs(3, opts.seed).drop(columns="candidate_id"),
+        SearchSpace.contract_box().sample(3, opts.seed),
         targets=list(artifact.metadata.targets),
         metric=metric,
         value=float(scores.summary[metric]),
@@ -664,6 +660,12 @@ def evaluate(
 ) -> None:
     """Evaluate a surrogate: real-data grouped CV vs baselines, virtual-lab learning curves."""
     from poreml.surrogates import evaluation as ev
+    from poreml.surrogates.figures import (
+        calibration_figure,
+        learning_curve_figure,
+        parity_figure,
+    )
+    from poreml.surrogates.report import write_evaluation
 
     settings = _model_params(model, _parse_params(param), feature_set)
     if skip_real:
@@ -701,8 +703,8 @@ def evaluate(
             )
             tables["real_metrics"] = result.metrics
             tables["real_calibration"] = result.calibration
-            figures["parity"] = ev.parity_figure(result.predictions, model)
-            figures["calibration"] = ev.calibration_figure(result.calibration)
+            figures["parity"] = parity_figure(result.predictions, model)
+            figures["calibration"] = calibration_figure(result.calibration)
             if result.skipped:
                 typer.echo(
                     "real data: skipped "
@@ -722,8 +724,8 @@ def evaluate(
                 on_step=lambda task, n: progress.advance(bar),
             )
             tables["learning_curves"] = curves
-            figures["learning_curves"] = ev.learning_curve_figure(curves)
-        written = ev.write_evaluation(out, tables=tables, figures=figures)
+            figures["learning_curves"] = learning_curve_figure(curves)
+        written = write_evaluation(out, tables=tables, figures=figures)
         for name, fig in figures.items():
             tracker.log_figure(fig, f"{name}.png")
         for name, table in tables.items():

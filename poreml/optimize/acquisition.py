@@ -54,7 +54,7 @@ from botorch.sampling.get_sampler import get_sampler
 from botorch.utils.sampling import sample_simplex
 from torch import Tensor
 
-from poreml.design._validation import as_int, check_keys, check_type_field, config_error
+from poreml.design.checks import as_int, check_keys, check_type_field, config_error
 from poreml.exceptions import ConfigError, OptimizationError
 
 if TYPE_CHECKING:

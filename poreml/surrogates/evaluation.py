@@ -19,7 +19,6 @@ Two settings:
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,9 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from poreml.data.schema import COLUMNS
-from poreml.exceptions import ConfigError, DataValidationError, Problem
 from poreml.design.search_space import SearchSpace
+from poreml.exceptions import ConfigError, DataValidationError, Problem
 from poreml.surrogates.base import TARGETS, Surrogate
 from poreml.surrogates.features import FEATURE_SETS
 from poreml.surrogates.metrics import (
@@ -304,7 +302,7 @@ def evaluate_real(
     tracker: Tracker | None = None,
     on_step: Callable[[str, int, int], None] | None = None,
 ) -> RealDataEvaluation:
-    """Grouped cross-validation on real data (groups = references) against baselines.
+    """Grouped cross-validation on real data (groups: materials, else papers) vs baselines.
 
     Args:
         data: curated table (e.g. ``datasets/porous_sic.csv`` after validation): design

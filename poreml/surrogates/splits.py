@@ -36,14 +36,17 @@ def random_groups(n: int, n_groups: int, seed: int) -> np.ndarray:
 
 
 def real_data_groups(data: pd.DataFrame) -> np.ndarray:
-    """Group label of each real-data row: its ``reference`` (else ``doi``, else its own id).
+    """Group label of each real-data row: its ``material_id`` (else ``reference``, else ``doi``,
+    else its own id).
 
-    Rows that share a paper share a label, so grouped CV keeps a paper's rows on one side.
-    References are compared after trimming and case-folding.
+    Rows of one material share a label, so grouped CV keeps a material's rows on one side (the
+    curated dataset's ``material_id`` joins rows whose references are spelled differently);
+    tables without that column are grouped by paper. Keys are compared after trimming and
+    case-folding.
     """
     n = len(data)
     labels = np.array([f"row:{i}" for i in range(n)], dtype=object)
-    for name in ("id", "doi", "reference"):
+    for name in ("id", "doi", "reference", "material_id"):
         if name in data.columns:
             col = data[name].astype("string").str.strip().str.casefold()
             ok = col.notna() & (col != "")

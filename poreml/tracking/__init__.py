@@ -9,9 +9,10 @@ MLflow side. mlflow is imported only by the MLflow parts, on first use of one of
 * :data:`DIGEST_TAG` (:mod:`.base`);
 * :class:`MlflowTracker`, :data:`SURROGATE_EXPERIMENT`, :data:`CAMPAIGN_EXPERIMENT`
   (:mod:`.mlflow_tracker`);
-* :func:`register_surrogate`, :func:`log_surrogate`, :func:`load_pyfunc`,
-  :class:`RegistrationResult`, :data:`REGISTERED_MODEL`, :data:`CHAMPION_ALIAS`
-  (:mod:`.registry`).
+* :func:`register_surrogate`, :func:`log_surrogate`, :class:`RegistrationResult`,
+  :data:`CHAMPION_ALIAS` (:mod:`.registry`);
+* :class:`ModelArtifact`, :class:`ModelMetadata`, :func:`load_pyfunc`,
+  :data:`REGISTERED_MODEL` (:mod:`.artifacts`: the model folder / model URI).
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ _LAZY = {
     "SURROGATE_EXPERIMENT": "poreml.tracking.mlflow_tracker",
     "CAMPAIGN_EXPERIMENT": "poreml.tracking.mlflow_tracker",
     "CHAMPION_ALIAS": "poreml.tracking.registry",
-    "REGISTERED_MODEL": "poreml.tracking.registry",
+    "REGISTERED_MODEL": "poreml.tracking.artifacts",
+    "ModelArtifact": "poreml.tracking.artifacts",
+    "ModelMetadata": "poreml.tracking.artifacts",
+    "load_pyfunc": "poreml.tracking.artifacts",
     "RegistrationResult": "poreml.tracking.registry",
-    "load_pyfunc": "poreml.tracking.registry",
-    "load_surrogate_from_uri": "poreml.tracking.registry",
     "log_surrogate": "poreml.tracking.registry",
     "register_surrogate": "poreml.tracking.registry",
 }
@@ -41,9 +43,10 @@ __all__ = [
     "REGISTERED_MODEL",
     "SURROGATE_EXPERIMENT",
     "MlflowTracker",
+    "ModelArtifact",
+    "ModelMetadata",
     "RegistrationResult",
     "load_pyfunc",
-    "load_surrogate_from_uri",
     "log_surrogate",
     "register_surrogate",
 ]

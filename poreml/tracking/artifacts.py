@@ -30,8 +30,8 @@ from poreml.data.io import write_json, write_text
 from poreml.data.schema import COLUMNS, DESIGN_COLUMNS
 from poreml.data.validation import validate_designs, validate_table
 from poreml.exceptions import ConfigError, PoremlError
-from poreml.surrogates.evaluation import markdown_table
 from poreml.surrogates.registry import load as load_surrogate
+from poreml.surrogates.report import markdown_table
 
 if TYPE_CHECKING:
     from poreml.surrogates.base import Surrogate

@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from poreml.data.schema import DESIGN_COLUMNS
 from poreml.exceptions import DataValidationError
 from poreml.surrogates import evaluation as ev
 from poreml.surrogates.base import TARGETS
