@@ -13,7 +13,8 @@ import pytest
 
 from poreml.exceptions import CampaignError
 from poreml.optimize.campaign import Campaign
-from poreml.optimize.store import SCHEMA_VERSION, CampaignStore
+from poreml.optimize.state import SCHEMA_VERSION
+from poreml.optimize.store import FolderStore
 
 CONFIG = Path("experiments/campaign_td_vs_buffering.toml")
 
@@ -33,7 +34,7 @@ def _results(batch: pd.DataFrame, value: float = 1.0) -> pd.DataFrame:
 
 def test_create_copies_the_config_verbatim_and_writes_a_versioned_state(tmp_path: Path) -> None:
     Campaign.create(tmp_path / "c", CONFIG)
-    store = CampaignStore(tmp_path / "c")
+    store = FolderStore(tmp_path / "c")
     assert store.config_path.read_text() == CONFIG.read_text()
     state = json.loads(store.state_path.read_text())
     assert state["type"] == "CampaignState"
@@ -101,7 +102,7 @@ def test_a_crash_while_writing_leaves_the_previous_state(
 
 def test_a_second_command_waits_for_the_lock_then_fails_clearly(tmp_path: Path) -> None:
     Campaign.create(tmp_path / "c", CONFIG)
-    holder = CampaignStore(tmp_path / "c")
+    holder = FolderStore(tmp_path / "c")
     other = Campaign.load(tmp_path / "c", lock_timeout=0.3)
     with holder.locked():
         t0 = time.perf_counter()
