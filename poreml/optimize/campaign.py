@@ -9,23 +9,9 @@ A :class:`Campaign` takes and returns DataFrames with contract columns (CONTRACT
   (blank = not measured) and ``feasible``; rows for unknown ids are outside data and must carry
   every design column.
 
-Proposal strategy. Until ``initial_points`` observations exist, proposals are space-filling:
-the search space's constraint-respecting scrambled Sobol sequence (continued across rounds),
-with the allowed routes cycled evenly. Then the configured surrogate (default: the
-physics-informed GP, one per outcome) is fitted and the acquisition function (qLogNEHVI; over
-:data:`~poreml.optimize.acquisition.MAX_NEHVI_OBJECTIVES` objectives qLogNParEGO) is maximised
-with outcome constraints inside the acquisition, pending candidates as ``X_pending``, the
-categorical ``route`` held exactly (one refinement per route), and parameter constraints as
-BoTorch linear / nonlinear inequality constraints (:mod:`poreml.optimize.proposals`,
-:mod:`poreml.optimize.acquisition`). Every proposal is checked against the search space (bounds
-and parameter constraints) before it is returned.
-
-Failed syntheses. A result with ``feasible = false`` is a failed synthesis. It never enters the
-observed Pareto front, it does not train the outcome surrogates (its measurements describe what
-the route could make, not the design asked for), and it trains a feasibility model whose
-predicted success probability is one more constraint inside the acquisition
-(:mod:`poreml.optimize.models`), so designs near failures stop being proposed. A blank or absent
-``feasible`` counts as made.
+Proposals are space-filling Sobol points until ``initial_points`` observations exist, then
+model-based (:mod:`poreml.optimize.proposals`); failed syntheses (``feasible = false``) train a
+feasibility model instead of the outcome surrogates.
 
 Persistence. The campaign's :class:`~poreml.optimize.state.CampaignState` lives in a
 :class:`~poreml.optimize.store.CampaignStore`: a directory (:class:`FolderStore`, made by
@@ -42,7 +28,6 @@ round tables of a campaign directory); a failing listener only warns.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -60,12 +45,10 @@ from poreml.optimize.state import (
     RESULT_COLUMNS,
     CampaignState,
     Observation,
-    PendingCandidate,
     RoundRecord,
     TellRecord,
     finite_or_none,
     now,
-    observations_frame,
     round_seed,
 )
 from poreml.optimize.store import DEFAULT_LOCK_TIMEOUT, CampaignStore, FolderStore, MemoryStore
@@ -383,23 +366,7 @@ class Campaign:
             ids = state.new_ids(n)
             frame.insert(0, "candidate_id", ids)
             hv = _hypervolume(self._config, state.observations)
-            for i, cid in enumerate(ids):
-                row = frame.iloc[i]
-                state.pending.append(
-                    PendingCandidate(
-                        candidate_id=cid,
-                        round=round_index,
-                        design={
-                            c: (str(row[c]) if c == "route" else float(row[c]))
-                            for c in DESIGN_COLUMNS
-                        },
-                        predicted={
-                            c: float(row[c])
-                            for c in frame.columns
-                            if c.startswith("predicted_") and math.isfinite(float(row[c]))
-                        },
-                    )
-                )
+            state.add_pending(frame, round_index)
             record = RoundRecord(
                 round=round_index,
                 at=now(),
@@ -503,19 +470,10 @@ class Campaign:
         Raises:
             OptimizationError: too few successful measurements to model every outcome.
         """
-        from poreml.optimize.acquisition import torch_threads  # imports torch
-        from poreml.optimize.models import fit_campaign_model
+        from poreml.optimize.proposals import fit_model  # imports torch
 
-        with torch_threads(self._settings.torch_threads):
-            return fit_campaign_model(
-                self.observations,
-                self.space,
-                self._config.outcome_names,
-                surrogate=self._config.surrogate,
-                seed=round_seed(self._config.seed, len(self._state.rounds) + 1),
-                use_failed=self._settings.use_failed_measurements,
-                feasibility_prior=self._settings.feasibility_prior,
-            )
+        seed = round_seed(self._config.seed, len(self._state.rounds) + 1)
+        return fit_model(self.observations, self._config, self.space, self._settings, seed)
 
     def predicted_front(
         self, n: int | None = None, *, model: CampaignModel | None = None
@@ -530,21 +488,11 @@ class Campaign:
             Design columns and ``predicted_<output>_mean`` (see
             :func:`poreml.optimize.pareto.predicted_front`).
         """
-        from poreml.optimize.acquisition import torch_threads  # imports torch
-        from poreml.optimize.pareto import predicted_front
+        from poreml.optimize.proposals import model_front  # imports torch
 
         fitted = model or self.fit_model()
-        with torch_threads(self._settings.torch_threads):
-            return predicted_front(
-                fitted.model,
-                self.space,
-                self._config.objectives,
-                self._config.outcome_constraints,
-                outcome_names=fitted.outcome_names,
-                feasibility_index=fitted.feasibility_index,
-                n=n or self._settings.predicted_front_points,
-                seed=self._config.seed,
-            )
+        n = n or self._settings.predicted_front_points
+        return model_front(fitted, self._config, self.space, self._settings, n)
 
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -555,13 +503,9 @@ def _as_store(store: CampaignStore | str | Path, lock_timeout: float) -> Campaig
 
 
 def _hypervolume(config: CampaignConfig, records: Sequence[Observation]) -> float:
-    from poreml.optimize.pareto import observed_hypervolume  # imports torch
+    from poreml.optimize.proposals import campaign_hypervolume  # imports torch
 
-    if not records:
-        return 0.0
-    return observed_hypervolume(
-        observations_frame(records), config.objectives, config.outcome_constraints
-    )
+    return campaign_hypervolume(config, records)
 
 
 def _json_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -1,11 +1,25 @@
 """How a campaign proposes a batch: space-filling Sobol points or the model-based acquisition.
 
-:func:`propose` picks the strategy (module doc of :mod:`poreml.optimize.campaign`): until the
-config's ``initial_points`` observations exist, the search space's constraint-respecting
-scrambled Sobol sequence continues where the state left it (allowed routes cycled evenly); then
-the campaign model is fitted and the acquisition maximised. Every proposal is rounded for
-readability where that keeps it inside the search space, and checked against every bound and
-constraint before it is returned.
+Proposal strategy. Until ``initial_points`` observations exist, proposals are space-filling:
+the search space's constraint-respecting scrambled Sobol sequence (continued across rounds),
+with the allowed routes cycled evenly. Then the configured surrogate (default: the
+physics-informed GP, one per outcome) is fitted and the acquisition function (qLogNEHVI; over
+:data:`~poreml.optimize.acquisition.MAX_NEHVI_OBJECTIVES` objectives qLogNParEGO) is maximised
+with outcome constraints inside the acquisition, pending candidates as ``X_pending``, the
+categorical ``route`` held exactly (one refinement per route), and parameter constraints as
+BoTorch linear / nonlinear inequality constraints
+(:mod:`poreml.optimize.acquisition`). Every proposal is checked against the search space (bounds
+and parameter constraints) before it is returned.
+
+Failed syntheses. A result with ``feasible = false`` is a failed synthesis. It never enters the
+observed Pareto front, it does not train the outcome surrogates (its measurements describe what
+the route could make, not the design asked for), and it trains a feasibility model whose
+predicted success probability is one more constraint inside the acquisition
+(:mod:`poreml.optimize.models`), so designs near failures stop being proposed. A blank or absent
+``feasible`` counts as made.
+
+Every proposal is rounded to :data:`SIGNIFICANT_DIGITS` for readability where that keeps it
+inside the search space.
 """
 
 from __future__ import annotations
@@ -33,12 +47,27 @@ from poreml.optimize.acquisition import (
     build_acquisition,
     optimize_acquisition,
     resolve_strategy,
+    torch_threads,
 )
 from poreml.optimize.models import CampaignModel, InsufficientDataError, fit_campaign_model
-from poreml.optimize.pareto import observed_front, pareto_mask, signed_objectives
-from poreml.optimize.state import CampaignState, Observation, round_seed
+from poreml.optimize.pareto import (
+    observed_front,
+    observed_hypervolume,
+    pareto_mask,
+    predicted_front,
+    signed_objectives,
+)
+from poreml.optimize.state import CampaignState, Observation, observations_frame, round_seed
 
-__all__ = ["SIGNIFICANT_DIGITS", "Proposal", "calibration", "propose"]
+__all__ = [
+    "SIGNIFICANT_DIGITS",
+    "Proposal",
+    "calibration",
+    "campaign_hypervolume",
+    "fit_model",
+    "model_front",
+    "propose",
+]
 
 SIGNIFICANT_DIGITS = 6
 """Proposed continuous design values are rounded to this many significant digits (when the
@@ -275,3 +304,86 @@ def calibration(records: Sequence[Observation], outcomes: Sequence[str]) -> dict
             if inside:
                 out[f"{name}.coverage90"] = float(np.mean(inside))
     return out
+
+
+def fit_model(
+    observations: pd.DataFrame,
+    config: CampaignConfig,
+    space: SearchSpace,
+    settings: AcquisitionSettings,
+    seed: int,
+) -> CampaignModel:
+    """Fit the campaign model as :func:`propose` does (with ``settings.torch_threads``).
+
+    Args:
+        observations: the campaign's observations.
+        config: the campaign config (outcomes, surrogate).
+        space: its search space.
+        settings: which measurements train the model, the feasibility prior, threads.
+        seed: the fit's seed.
+
+    Returns:
+        The fitted model.
+
+    Raises:
+        OptimizationError: too few successful measurements to model every outcome.
+    """
+    with torch_threads(settings.torch_threads):
+        return fit_campaign_model(
+            observations,
+            space,
+            config.outcome_names,
+            surrogate=config.surrogate,
+            seed=seed,
+            use_failed=settings.use_failed_measurements,
+            feasibility_prior=settings.feasibility_prior,
+        )
+
+
+def model_front(
+    fitted: CampaignModel,
+    config: CampaignConfig,
+    space: SearchSpace,
+    settings: AcquisitionSettings,
+    n: int,
+) -> pd.DataFrame:
+    """The front a fitted model predicts over ``n`` Sobol designs (posterior means).
+
+    Args:
+        fitted: the campaign model.
+        config: the campaign config (objectives, outcome constraints, seed).
+        space: its search space.
+        settings: threads.
+        n: designs scored.
+
+    Returns:
+        See :func:`poreml.optimize.pareto.predicted_front`.
+    """
+    with torch_threads(settings.torch_threads):
+        return predicted_front(
+            fitted.model,
+            space,
+            config.objectives,
+            config.outcome_constraints,
+            outcome_names=fitted.outcome_names,
+            feasibility_index=fitted.feasibility_index,
+            n=n,
+            seed=config.seed,
+        )
+
+
+def campaign_hypervolume(config: CampaignConfig, records: Sequence[Observation]) -> float:
+    """Hypervolume of the observed front of ``records`` against the objectives' thresholds.
+
+    Args:
+        config: the campaign config (objectives, outcome constraints).
+        records: the observations.
+
+    Returns:
+        The hypervolume (0 without observations).
+    """
+    if not records:
+        return 0.0
+    return observed_hypervolume(
+        observations_frame(records), config.objectives, config.outcome_constraints
+    )

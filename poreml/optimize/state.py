@@ -396,6 +396,29 @@ class CampaignState:
         self.next_candidate = k
         return ids
 
+    def add_pending(self, proposals: pd.DataFrame, round_index: int) -> None:
+        """Record proposals (``candidate_id``, design and ``predicted_*`` columns) as pending.
+
+        Args:
+            proposals: the proposed batch, with ids.
+            round_index: the round that proposed them.
+        """
+        for _, row in proposals.iterrows():
+            self.pending.append(
+                PendingCandidate(
+                    candidate_id=str(row["candidate_id"]),
+                    round=round_index,
+                    design={
+                        c: (str(row[c]) if c == "route" else float(row[c])) for c in DESIGN_COLUMNS
+                    },
+                    predicted={
+                        c: float(row[c])
+                        for c in proposals.columns
+                        if c.startswith("predicted_") and math.isfinite(float(row[c]))
+                    },
+                )
+            )
+
     # -- tables ---------------------------------------------------------------------------------
     def observations_frame(self) -> pd.DataFrame:
         """Observations as a table.

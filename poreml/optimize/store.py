@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -83,7 +83,9 @@ class CampaignStore(abc.ABC):
         """Whether the store holds a campaign."""
 
     @abc.abstractmethod
-    def create(self, config_text: str, state: CampaignState) -> Iterator[CampaignState]:
+    def create(
+        self, config_text: str, state: CampaignState
+    ) -> AbstractContextManager[CampaignState]:
         """Store a new campaign: a context manager yielding ``state`` for last changes.
 
         The config text and the state are stored on a clean exit of the block.
@@ -105,7 +107,7 @@ class CampaignStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    def transaction(self) -> Iterator[CampaignState]:
+    def transaction(self) -> AbstractContextManager[CampaignState]:
         """A context manager: lock, yield the latest state, commit the changes.
 
         The yielded state is a working copy. On a clean exit it is committed when it differs
