@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from rich.console import Group
 
     from poreml.optimize.campaign import Campaign
-    from poreml.tracking.base import Tracker
+    from poreml.optimize.events import CampaignListener
 
 app = typer.Typer(
     help="Multi-objective Bayesian-optimisation campaigns (ask / tell, closed loop).",
@@ -50,18 +50,20 @@ _TRACKING_HELP = "Do not log to MLflow (tracking is a side channel; the campaign
 _LOCK_HELP = "Seconds to wait for another poreml command working on the same campaign."
 
 
-def _tracker(no_tracking: bool) -> Tracker | None:
+def _listeners(no_tracking: bool) -> list[CampaignListener]:
+    """The MLflow campaign runs, unless tracking is off."""
     if no_tracking:
-        return None
+        return []
+    from poreml.tracking.campaign_runs import CampaignRuns
     from poreml.tracking.mlflow_tracker import CAMPAIGN_EXPERIMENT, MlflowTracker
 
-    return MlflowTracker(CAMPAIGN_EXPERIMENT)
+    return [CampaignRuns(MlflowTracker(CAMPAIGN_EXPERIMENT))]
 
 
 def _load(directory: Path, no_tracking: bool, lock_timeout: float) -> Campaign:
     from poreml.optimize.campaign import Campaign
 
-    return Campaign.load(directory, tracker=_tracker(no_tracking), lock_timeout=lock_timeout)
+    return Campaign.load(directory, listeners=_listeners(no_tracking), lock_timeout=lock_timeout)
 
 
 @app.command("init")
@@ -105,7 +107,7 @@ def init_cmd(
         directory,
         config,
         settings=settings,
-        tracker=_tracker(no_tracking),
+        listeners=_listeners(no_tracking),
         lock_timeout=lock_timeout,
     )
     cfg = campaign.config

@@ -301,6 +301,51 @@ class CampaignConfig:
             acquisition=camp.get("acquisition", "auto"),
         )
 
+    def to_toml(self) -> str:
+        """The config as TOML text (CONTRACT.md §3 layout); :meth:`from_toml_string` parses it
+        back to an equal config.
+
+        Returns:
+            TOML text.
+        """
+        lines = [
+            "[campaign]",
+            f"name = {_toml_value(self.name)}",
+            f"batch_size = {self.batch_size}",
+            f"initial_points = {self.initial_points}",
+            f"seed = {self.seed}",
+            f"surrogate = {_toml_value(self.surrogate)}",
+            f"acquisition = {_toml_value(self.acquisition)}",
+            "",
+        ]
+        for p in self.parameters:
+            lines.append(f"[parameters.{p.name}]")
+            if isinstance(p, ContinuousParameter):
+                lines.append(f"bounds = {_toml_value(list(p.bounds))}")
+                lines.append(f"scale = {_toml_value(p.scale)}")
+            elif isinstance(p, CategoricalParameter):
+                lines.append(f"values = {_toml_value(list(p.values))}")
+            elif isinstance(p, FixedParameter):
+                lines.append(f"fixed = {_toml_value(p.value)}")
+            lines.append("")
+        for o in self.objectives:
+            lines += [
+                f"[objectives.{o.name}]",
+                f"direction = {_toml_value(o.direction)}",
+                f"threshold = {_toml_value(o.threshold)}",
+                "",
+            ]
+        if self.outcome_constraints:
+            lines.append("[outcome_constraints]")
+            lines += [
+                f"{c.name} = {_toml_value(str(c.op) + ' ' + repr(c.bound))}"
+                for c in self.outcome_constraints
+            ]
+            lines.append("")
+        for c in self.parameter_constraints:
+            lines += ["[[parameter_constraints]]", f"expr = {_toml_value(c.text or str(c))}", ""]
+        return "\n".join(lines)
+
     # -- JSON -----------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """Lossless JSON-ready dict with a ``"type"`` field (inverse: :meth:`from_dict`)."""
@@ -378,6 +423,19 @@ class CampaignConfig:
                 f"invalid JSON: {exc}. Fix: pass text written by CampaignConfig.to_json()."
             ) from None
         return cls.from_dict(data)
+
+
+def _toml_value(value: Any) -> str:
+    """``value`` as a TOML literal (strings, booleans, numbers and lists of them)."""
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(x) for x in value) + "]"
+    return str(value)
 
 
 def _parameter_from_toml(name: str, spec: object) -> Parameter:

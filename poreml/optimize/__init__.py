@@ -1,7 +1,11 @@
 """The optimize stage: multi-objective Bayesian-optimisation campaigns.
 
-* :class:`Campaign` (:mod:`poreml.optimize.campaign`): ask / tell with DataFrames, persisted in
-  a campaign directory (:mod:`poreml.optimize.store`);
+* :class:`Campaign` (:mod:`poreml.optimize.campaign`): ask / tell with DataFrames over a typed
+  :class:`CampaignState` (:mod:`poreml.optimize.state`), kept in a :class:`CampaignStore`
+  (:mod:`poreml.optimize.store`; :class:`FolderStore` for a campaign directory);
+* result validation and merging, :class:`TellSummary` (:mod:`poreml.optimize.results`);
+* proposals: space-filling or model-based (:mod:`poreml.optimize.proposals`);
+* side channels: :class:`CampaignListener` (:mod:`poreml.optimize.events`);
 * :class:`AcquisitionSettings` and the acquisition optimiser (:mod:`poreml.optimize.acquisition`);
 * the campaign model: surrogates plus feasibility (:mod:`poreml.optimize.models`);
 * Pareto fronts and hypervolumes (:mod:`poreml.optimize.pareto`) and plots
@@ -17,16 +21,30 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from poreml.optimize.acquisition import AcquisitionSettings
-    from poreml.optimize.campaign import Campaign, TellSummary
-    from poreml.optimize.store import CampaignStore
+    from poreml.optimize.campaign import Campaign
+    from poreml.optimize.events import CampaignListener
+    from poreml.optimize.results import TellSummary
+    from poreml.optimize.state import CampaignState
+    from poreml.optimize.store import CampaignStore, FolderStore
 
-__all__ = ["AcquisitionSettings", "Campaign", "CampaignStore", "TellSummary"]
+__all__ = [
+    "AcquisitionSettings",
+    "Campaign",
+    "CampaignListener",
+    "CampaignState",
+    "CampaignStore",
+    "FolderStore",
+    "TellSummary",
+]
 
 _WHERE = {
     "AcquisitionSettings": "poreml.optimize.acquisition",
     "Campaign": "poreml.optimize.campaign",
+    "CampaignListener": "poreml.optimize.events",
+    "CampaignState": "poreml.optimize.state",
     "CampaignStore": "poreml.optimize.store",
-    "TellSummary": "poreml.optimize.campaign",
+    "FolderStore": "poreml.optimize.store",
+    "TellSummary": "poreml.optimize.results",
 }
 
 

@@ -36,7 +36,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +74,7 @@ __all__ = [
     "build_acquisition",
     "optimize_acquisition",
     "resolve_strategy",
+    "torch_threads",
 ]
 
 MAX_NEHVI_OBJECTIVES = 4
@@ -214,6 +216,27 @@ def resolve_strategy(name: str, n_objectives: int) -> str:
     if name == "auto":
         return "qlognehvi" if n_objectives <= MAX_NEHVI_OBJECTIVES else "qlognparego"
     return name
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` torch intra-op threads (0 = leave as is), then restore.
+
+    GP fits and acquisition evaluations here involve small matrices, where thread start-up
+    and contention cost more than they save; one thread is fastest on a busy machine.
+
+    Args:
+        n: threads for the block (:attr:`AcquisitionSettings.torch_threads`).
+    """
+    if n <= 0:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 class OutcomeConstraintFn:

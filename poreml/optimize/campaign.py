@@ -9,141 +9,71 @@ A :class:`Campaign` takes and returns DataFrames with contract columns (CONTRACT
   (blank = not measured) and ``feasible``; rows for unknown ids are outside data and must carry
   every design column.
 
-Proposal strategy. Until ``initial_points`` observations exist, proposals are space-filling:
-the search space's constraint-respecting scrambled Sobol sequence (continued across rounds),
-with the allowed routes cycled evenly. Then the configured surrogate (default: the
-physics-informed GP, one per outcome) is fitted and the acquisition function (qLogNEHVI; over
-:data:`~poreml.optimize.acquisition.MAX_NEHVI_OBJECTIVES` objectives qLogNParEGO) is maximised
-with outcome constraints inside the acquisition, pending candidates as ``X_pending``, the
-categorical ``route`` held exactly (one refinement per route), and parameter constraints as
-BoTorch linear / nonlinear inequality constraints (:mod:`poreml.optimize.acquisition`). Every
-proposal is checked against the search space (bounds and parameter constraints) before it is
-returned.
+Proposals are space-filling Sobol points until ``initial_points`` observations exist, then
+model-based (:mod:`poreml.optimize.proposals`); failed syntheses (``feasible = false``) train a
+feasibility model instead of the outcome surrogates.
 
-Failed syntheses. A result with ``feasible = false`` is a failed synthesis. It never enters the
-observed Pareto front, it does not train the outcome surrogates (its measurements describe what
-the route could make, not the design asked for), and it trains a feasibility model whose
-predicted success probability is one more constraint inside the acquisition
-(:mod:`poreml.optimize.models`), so designs near failures stop being proposed. A blank or absent
-``feasible`` counts as made.
+Persistence. The campaign's :class:`~poreml.optimize.state.CampaignState` lives in a
+:class:`~poreml.optimize.store.CampaignStore`: a directory (:class:`FolderStore`, made by
+:meth:`Campaign.create`) or memory. Every change is a store transaction: the stored state is
+re-read under the lock, changed, and committed atomically, so commands never interleave, an
+interrupted command leaves the state as it was before or after, and several processes can work
+on one campaign in turn. :meth:`to_dict` / :meth:`from_dict` round-trip the whole campaign
+losslessly through JSON.
 
-Persistence. A campaign created with :meth:`Campaign.create` lives in a directory
-(:mod:`poreml.optimize.store`); every change is written atomically to ``state.json`` under a
-file lock, so commands never interleave and an interrupted command leaves the state as it was
-before or after. The in-memory object re-reads the state before every change, so several
-processes can work on one campaign in turn. :meth:`to_dict` / :meth:`from_dict` round-trip
-the whole campaign losslessly through JSON.
+Side channels. After each committed change the campaign calls its
+:class:`~poreml.optimize.events.CampaignListener` hooks (experiment tracking, the plots and
+round tables of a campaign directory); a failing listener only warns.
 """
 
 from __future__ import annotations
 
-import copy
-import math
 import time
-import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from poreml.data.schema import (
-    COLUMNS,
-    CONTINUOUS_DESIGN_COLUMNS,
-    DEFAULT_RETENTION_CYCLES,
-    DESIGN_COLUMNS,
-    MEASURED_COLUMNS,
-    PROVENANCE_COLUMNS,
-)
-from poreml.data.validation import validate_table
+from poreml.data.schema import DESIGN_COLUMNS
 from poreml.design.config import CampaignConfig
-from poreml.exceptions import (
-    CampaignError,
-    ConfigError,
-    ConflictError,
-    DataValidationError,
-    OptimizationError,
-    Problem,
+from poreml.exceptions import ConfigError
+from poreml.optimize.events import CampaignListener, notify
+from poreml.optimize.results import TellSummary, merge_results, validate_results
+from poreml.optimize.state import (
+    RESULT_COLUMNS,
+    CampaignState,
+    Observation,
+    RoundRecord,
+    TellRecord,
+    finite_or_none,
+    now,
+    round_seed,
 )
-from poreml.optimize.store import (
-    DEFAULT_LOCK_TIMEOUT,
-    SCHEMA_VERSION,
-    STATE_TYPE,
-    CampaignStore,
-)
+from poreml.optimize.store import DEFAULT_LOCK_TIMEOUT, CampaignStore, FolderStore, MemoryStore
 
 if TYPE_CHECKING:
-    from torch import Tensor
+    from collections.abc import Sequence
 
     from poreml.design.search_space import SearchSpace
     from poreml.optimize.acquisition import AcquisitionSettings
     from poreml.optimize.models import CampaignModel
-    from poreml.tracking.base import Tracker
 
-__all__ = [
-    "DESIGN_RTOL",
-    "ID_PREFIX",
-    "VALUE_RTOL",
-    "Campaign",
-    "TellSummary",
-    "config_to_toml",
-]
-
-ID_PREFIX = "C"
-"""Prefix of generated candidate ids (``C0001``, ``C0002``, …)."""
-
-VALUE_RTOL = 1e-9
-"""Relative tolerance under which a re-sent measured value equals the recorded one."""
-
-DESIGN_RTOL = 1e-6
-"""Relative tolerance under which a re-sent design value equals the proposed one (CSV
-round trips through spreadsheets may shorten numbers)."""
-
-SIGNIFICANT_DIGITS = 6
-"""Proposed continuous design values are rounded to this many significant digits (when the
-rounded design still satisfies every constraint), so the CSV a lab receives is readable."""
-
-_META_COLUMNS = ("source", "round")
-_RESULT_COLUMNS = (*MEASURED_COLUMNS, "feasible")
-
-
-@dataclass(frozen=True)
-class TellSummary:
-    """What one :meth:`Campaign.tell` changed.
-
-    Attributes:
-        new: ids observed for the first time (pending candidates and outside data).
-        updated: ids that already had results and received further measured values.
-        unchanged: ids whose rows added nothing (identical re-sends, or only blanks).
-        outside: the ids among ``new`` that the campaign had not proposed.
-    """
-
-    new: tuple[str, ...] = ()
-    updated: tuple[str, ...] = ()
-    unchanged: tuple[str, ...] = ()
-    outside: tuple[str, ...] = ()
-
-    @property
-    def changed(self) -> bool:
-        """Whether the campaign state changed."""
-        return bool(self.new or self.updated)
+__all__ = ["Campaign"]
 
 
 class Campaign:
     """A multi-objective Bayesian-optimisation campaign (module doc).
 
-    Build one with :meth:`create` (persisted in a directory), :meth:`load` (an existing
-    directory) or directly (in memory, nothing written).
+    Build one with :meth:`create` (persisted in a store), :meth:`load` (an existing store) or
+    directly (in memory, nothing written).
 
     Args:
         config: the campaign configuration.
         settings: acquisition-optimisation effort (default :class:`AcquisitionSettings()`).
-        tracker: where rounds are logged (MLflow or nothing); a side channel, failures in it
-            only warn.
+        listeners: side channels told about every change (e.g. the MLflow campaign runs of
+            :mod:`poreml.tracking.campaign_runs`); failures in them only warn.
 
     Example:
         >>> campaign = Campaign.create("runs/td", "experiments/campaign_td_vs_buffering.toml")
@@ -157,8 +87,9 @@ class Campaign:
         config: CampaignConfig,
         *,
         settings: AcquisitionSettings | None = None,
-        tracker: Tracker | None = None,
+        listeners: Iterable[CampaignListener] = (),
     ) -> None:
+        # torch and BoTorch load only when a campaign is built, not when this module is imported
         from poreml.optimize.acquisition import AcquisitionSettings, resolve_strategy
 
         if not isinstance(config, CampaignConfig):
@@ -170,122 +101,107 @@ class Campaign:
         self._config = config
         self._settings = settings or AcquisitionSettings()
         self._space: SearchSpace | None = None
-        self._store: CampaignStore | None = None
-        self.tracker = tracker
-        now = _now()
-        self._state: dict[str, Any] = {
-            "type": STATE_TYPE,
-            "schema_version": SCHEMA_VERSION,
-            "revision": 0,
-            "created_at": now,
-            "updated_at": now,
-            "config": config.to_dict(),
-            "settings": self._settings.to_dict(),
-            "rng": {"seed": config.seed, "sobol_drawn": 0},
-            "next_candidate": 1,
-            "observations": [],
-            "pending": [],
-            "rounds": [],
-            "tells": [],
-            "tracking": {"parent_run_id": None},
-        }
+        self.listeners: list[CampaignListener] = list(listeners)
+        self._state = CampaignState(
+            config=config.to_dict(), settings=self._settings.to_dict(), seed=config.seed
+        )
+        self._store: CampaignStore = MemoryStore(self._state, config.to_toml())
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod
     def create(
         cls,
-        directory: str | Path,
+        store: CampaignStore | str | Path,
         config: CampaignConfig | str | Path,
         *,
         settings: AcquisitionSettings | None = None,
-        tracker: Tracker | None = None,
+        listeners: Iterable[CampaignListener] = (),
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     ) -> Campaign:
-        """Create a campaign in ``directory`` (made if missing).
+        """Create a campaign in ``store`` (a directory is made if missing).
 
         Args:
-            directory: campaign directory; must not already hold a campaign.
+            store: a store, or a campaign directory; must not already hold a campaign.
             config: a config object, or the path of a campaign TOML file (copied verbatim
                 to ``DIR/config.toml``).
             settings: acquisition-optimisation effort, stored with the campaign.
-            tracker: tracker for the campaign's parent run and its round runs.
+            listeners: side channels; their :meth:`~CampaignListener.created` notes (e.g.
+                the tracking parent run) are stored with the campaign.
             lock_timeout: seconds to wait for another command working on the directory.
 
         Raises:
-            CampaignError: ``directory`` already holds a campaign.
+            CampaignError: the store already holds a campaign.
             ConfigError: the config is invalid (the message names the key).
         """
         if isinstance(config, CampaignConfig):
-            text = config_to_toml(config)
+            text = config.to_toml()
         else:
             path = Path(config)
             config = CampaignConfig.from_toml(path)
             text = path.read_text(encoding="utf-8")
-        campaign = cls(config, settings=settings, tracker=tracker)
-        store = CampaignStore(directory, lock_timeout=lock_timeout)
-        with store.locked():
-            if store.exists():
-                raise CampaignError(
-                    f"{store.directory}: a campaign already exists here ({store.state_path}); "
-                    "it is never overwritten. Fix: choose a new directory, or continue this "
-                    "campaign with `poreml campaign suggest`."
-                )
-            store.write_config(text)
-            campaign._store = store
-            campaign._track_creation()
-            store.write_state(campaign._state)
+        campaign = cls(config, settings=settings, listeners=listeners)
+        campaign._bind(_as_store(store, lock_timeout))
+        with campaign._store.create(text, campaign._state.copy()) as state:
+            campaign._state = state
+            for notes in notify(campaign.listeners, "created", lambda x: x.created(campaign)):
+                state.tracking.update(notes or {})
         return campaign
 
     @classmethod
     def load(
         cls,
-        directory: str | Path,
+        store: CampaignStore | str | Path,
         *,
-        tracker: Tracker | None = None,
+        listeners: Iterable[CampaignListener] = (),
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     ) -> Campaign:
-        """Open the campaign stored in ``directory``.
+        """Open the campaign kept in ``store`` (a store or a campaign directory).
 
-        Reading needs no lock (the state file is replaced atomically, so it is always
+        Reading needs no lock (a folder's state file is replaced atomically, so it is always
         complete); every change re-reads it under the lock.
 
         Raises:
             CampaignError: no campaign there, or an unreadable / incompatible state.
         """
-        store = CampaignStore(directory, lock_timeout=lock_timeout)
-        data = store.read_state()
-        campaign = cls.from_dict(data, tracker=tracker)
-        campaign._store = store
+        bound = _as_store(store, lock_timeout)
+        campaign = cls._from_state(bound.load_state(), listeners)
+        campaign._bind(bound)
         return campaign
 
     def to_dict(self) -> dict[str, Any]:
         """The whole campaign as a JSON-ready dict (``"type": "CampaignState"``)."""
-        return copy.deepcopy(self._state)
+        return self._state.to_dict()
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, tracker: Tracker | None = None) -> Campaign:
+    def from_dict(
+        cls, data: Mapping[str, Any], *, listeners: Iterable[CampaignListener] = ()
+    ) -> Campaign:
         """Rebuild a campaign from :meth:`to_dict` output (in memory, not bound to a directory).
 
         Raises:
             CampaignError: not a campaign state, or one of another schema version.
         """
+        return cls._from_state(CampaignState.from_dict(data), listeners)
+
+    @classmethod
+    def _from_state(cls, state: CampaignState, listeners: Iterable[CampaignListener]) -> Campaign:
         from poreml.optimize.acquisition import AcquisitionSettings
 
-        if not isinstance(data, Mapping) or data.get("type") != STATE_TYPE:
-            raise CampaignError(
-                f'expected a campaign state dict with "type": "{STATE_TYPE}", got '
-                f"{type(data).__name__}. Fix: pass the output of Campaign.to_dict()."
-            )
-        if data.get("schema_version") != SCHEMA_VERSION:
-            raise CampaignError(
-                f"campaign state schema version {data.get('schema_version')!r}; this poreml "
-                f"reads version {SCHEMA_VERSION}."
-            )
-        config = CampaignConfig.from_dict(data["config"])
-        settings = AcquisitionSettings.from_dict(data["settings"])
-        campaign = cls(config, settings=settings, tracker=tracker)
-        campaign._state = copy.deepcopy(dict(data))
+        config = CampaignConfig.from_dict(state.config)
+        settings = AcquisitionSettings.from_dict(state.settings)
+        campaign = cls(config, settings=settings, listeners=listeners)
+        campaign._state = state
+        campaign._store = MemoryStore(state, config.to_toml())
         return campaign
+
+    def _bind(self, store: CampaignStore) -> None:
+        """Keep the campaign in ``store``; a store with a reports folder gets its plots."""
+        self._store = store
+        if store.reports_dir is not None or store.rounds_dir is not None:
+            # matplotlib and torch load with the reports, not with this module
+            from poreml.optimize.report import ReportWriter
+
+            self.listeners.insert(0, ReportWriter(store.reports_dir, store.rounds_dir))
 
     # -- read-only views ------------------------------------------------------------------------
     @property
@@ -299,9 +215,19 @@ class Campaign:
         return self._settings
 
     @property
+    def store(self) -> CampaignStore:
+        """Where the campaign is kept."""
+        return self._store
+
+    @property
     def directory(self) -> Path | None:
         """The campaign directory, or None for an in-memory campaign."""
-        return self._store.directory if self._store else None
+        return self._store.directory
+
+    @property
+    def tracking(self) -> Mapping[str, Any]:
+        """What side channels noted at creation (e.g. the tracking ``parent_run_id``)."""
+        return dict(self._state.tracking)
 
     @property
     def space(self) -> SearchSpace:
@@ -313,12 +239,12 @@ class Campaign:
     @property
     def n_observations(self) -> int:
         """Candidates with at least one result (measured value or ``feasible`` flag)."""
-        return len(self._state["observations"])
+        return len(self._state.observations)
 
     @property
     def n_pending(self) -> int:
         """Proposed candidates still waiting for any result."""
-        return len(self._state["pending"])
+        return len(self._state.pending)
 
     @property
     def observations(self) -> pd.DataFrame:
@@ -329,34 +255,28 @@ class Campaign:
             measured), ``feasible`` (True / False / None), ``source`` (``"proposal"`` or
             ``"outside"``) and ``round`` (proposal round, <NA> for outside data).
         """
-        return _records_frame(self._state["observations"], with_results=True)
+        return self._state.observations_frame()
 
     @property
     def pending(self) -> pd.DataFrame:
         """Pending candidates: ``candidate_id``, design columns, ``round``."""
-        return _records_frame(self._state["pending"], with_results=False)
+        return self._state.pending_frame()
 
     @property
     def history(self) -> pd.DataFrame:
         """One row per proposal round: ``round``, ``strategy``, ``reason``, ``n``,
         ``n_observations``, ``hypervolume`` (observed, when the round was asked), ``seconds``."""
-        cols = ["round", "strategy", "reason", "n", "n_observations", "hypervolume", "seconds"]
-        return pd.DataFrame(
-            [{k: r.get(k) for k in cols} for r in self._state["rounds"]], columns=cols
-        )
+        return self._state.history_frame()
 
     @property
     def hypervolume_trace(self) -> pd.DataFrame:
         """Observed hypervolume after each :meth:`tell` that changed something:
         ``tell``, ``n_observations``, ``hypervolume``."""
-        cols = ["tell", "n_observations", "hypervolume"]
-        return pd.DataFrame(
-            [{k: t.get(k) for k in cols} for t in self._state["tells"]], columns=cols
-        )
+        return self._state.hypervolume_trace()
 
     def export(self) -> pd.DataFrame:
         """Every observation: ``candidate_id``, design columns, measured columns, ``feasible``."""
-        return self.observations[["candidate_id", *DESIGN_COLUMNS, *_RESULT_COLUMNS]]
+        return self.observations[["candidate_id", *DESIGN_COLUMNS, *RESULT_COLUMNS]]
 
     def pareto_front(self) -> pd.DataFrame:
         """The observed front (see :func:`poreml.optimize.pareto.observed_front`).
@@ -365,7 +285,7 @@ class Campaign:
             ``candidate_id``, design columns, measured columns, ``feasible``, ``source``,
             ``round`` and ``beyond_reference``, best first objective first.
         """
-        from poreml.optimize.pareto import observed_front
+        from poreml.optimize.pareto import observed_front  # imports torch
 
         return observed_front(
             self.observations, self._config.objectives, self._config.outcome_constraints
@@ -373,7 +293,7 @@ class Campaign:
 
     def hypervolume(self) -> float:
         """Hypervolume of the observed front against the thresholds (objectives' units)."""
-        return _hypervolume(self._config, self._state["observations"])
+        return _hypervolume(self._config, self._state.observations)
 
     def status(self) -> dict[str, Any]:
         """A JSON-ready summary (what ``poreml campaign status --json`` prints).
@@ -384,22 +304,28 @@ class Campaign:
             by objective), ``objectives``, ``outcome_constraints``, ``pareto_front`` (list of
             row objects) and ``pending_ids``.
         """
+        from poreml.optimize.acquisition import resolve_strategy  # imports torch
+
         front = self.pareto_front()
-        obs = self._state["observations"]
+        obs = self._state.observations
+        if len(obs) < self._config.initial_points:
+            next_strategy = "sobol"
+        else:
+            next_strategy = resolve_strategy(self._config.acquisition, len(self._config.objectives))
         return {
             "name": self._config.name,
             "directory": str(self.directory) if self.directory else None,
             "n_observations": self.n_observations,
             "n_pending": self.n_pending,
-            "n_failed": sum(1 for r in obs if r["feasible"] is False),
-            "n_rounds": len(self._state["rounds"]),
-            "next_strategy": self._next_strategy(),
+            "n_failed": sum(1 for r in obs if r.feasible is False),
+            "n_rounds": len(self._state.rounds),
+            "next_strategy": next_strategy,
             "hypervolume": self.hypervolume(),
             "reference_point": {o.name: o.threshold for o in self._config.objectives},
             "objectives": [o.to_dict() for o in self._config.objectives],
             "outcome_constraints": [c.to_dict() for c in self._config.outcome_constraints],
             "pareto_front": _json_rows(front),
-            "pending_ids": [r["candidate_id"] for r in self._state["pending"]],
+            "pending_ids": [r.candidate_id for r in self._state.pending],
         }
 
     # -- ask ------------------------------------------------------------------------------------
@@ -421,6 +347,9 @@ class Campaign:
             OptimizationError: no proposal satisfying the parameter constraints was found.
             CampaignError: the campaign is locked by another command for too long.
         """
+        from poreml.optimize.acquisition import torch_threads  # imports torch
+        from poreml.optimize.proposals import propose
+
         n = self._config.batch_size if n is None else n
         if isinstance(n, bool) or not isinstance(n, int | np.integer) or not 1 <= int(n) <= 1000:
             raise ConfigError(
@@ -428,49 +357,34 @@ class Campaign:
                 f"{self._config.batch_size} candidates."
             )
         n = int(n)
-        with self._transaction() as state, _torch_threads(self._settings.torch_threads):
+        with self._store.transaction() as state, torch_threads(self._settings.torch_threads):
             started = time.perf_counter()
-            round_index = len(state["rounds"]) + 1
-            seed = _round_seed(self._config.seed, round_index)
-            proposal = self._propose(state, n, seed)
+            round_index = len(state.rounds) + 1
+            seed = round_seed(self._config.seed, round_index)
+            proposal = propose(state, self._config, self.space, self._settings, n, seed)
             frame = proposal.frame
-            ids = _new_ids(state, n)
+            ids = state.new_ids(n)
             frame.insert(0, "candidate_id", ids)
-            hv = _hypervolume(self._config, state["observations"])
-            for i, cid in enumerate(ids):
-                row = frame.iloc[i]
-                state["pending"].append(
-                    {
-                        "candidate_id": cid,
-                        "round": round_index,
-                        "design": _design_record(row),
-                        "predicted": {
-                            c: float(row[c])
-                            for c in frame.columns
-                            if c.startswith("predicted_") and math.isfinite(float(row[c]))
-                        },
-                    }
-                )
-            state["rounds"].append(
-                {
-                    "round": round_index,
-                    "at": _now(),
-                    "strategy": proposal.strategy,
-                    "reason": proposal.reason,
-                    "n": n,
-                    "seed": seed,
-                    "candidate_ids": ids,
-                    "n_observations": len(state["observations"]),
-                    "n_pending_before": len(state["pending"]) - n,
-                    "hypervolume": hv,
-                    "acquisition_values": [
-                        v if math.isfinite(v) else None for v in proposal.acquisition_values
-                    ],
-                    "model": proposal.model_info,
-                    "seconds": round(time.perf_counter() - started, 3),
-                }
+            hv = _hypervolume(self._config, state.observations)
+            state.add_pending(frame, round_index)
+            record = RoundRecord(
+                round=round_index,
+                at=now(),
+                strategy=proposal.strategy,
+                reason=proposal.reason,
+                n=n,
+                seed=seed,
+                candidate_ids=ids,
+                n_observations=len(state.observations),
+                n_pending_before=len(state.pending) - n,
+                hypervolume=hv,
+                acquisition_values=[finite_or_none(v) for v in proposal.acquisition_values],
+                model=proposal.model_info,
+                seconds=round(time.perf_counter() - started, 3),
             )
-        self._after_ask(frame, round_index, proposal)
+            state.rounds.append(record)
+        self._state = state
+        notify(self.listeners, "asked", lambda x: x.asked(self, record, frame, proposal.model))
         return frame
 
     # -- tell -----------------------------------------------------------------------------------
@@ -495,25 +409,25 @@ class Campaign:
             ConflictError: a value differs from the one already recorded for that id (the
                 message names the id, column, recorded and new value of every conflict).
         """
-        rows = self._validate_results(results, source)
-        with self._transaction() as state:
-            summary = _apply_results(state, rows, source)
+        rows = validate_results(results, self._state.known_ids(), source)
+        record: TellRecord | None = None
+        with self._store.transaction() as state:
+            summary = merge_results(state, rows, source)
             if summary.changed:
-                state["tells"].append(
-                    {
-                        "tell": len(state["tells"]) + 1,
-                        "at": _now(),
-                        "source": source,
-                        "new": list(summary.new),
-                        "updated": list(summary.updated),
-                        "n_observations": len(state["observations"]),
-                        "hypervolume": _hypervolume(self._config, state["observations"]),
-                    }
+                record = TellRecord(
+                    tell=len(state.tells) + 1,
+                    at=now(),
+                    source=source,
+                    new=list(summary.new),
+                    updated=list(summary.updated),
+                    n_observations=len(state.observations),
+                    hypervolume=_hypervolume(self._config, state.observations),
                 )
-            else:
-                raise _NoChange(summary)
-        if summary.changed:
-            self._after_tell(summary)
+                state.tells.append(record)
+        self._state = state
+        if record is not None:
+            told = record
+            notify(self.listeners, "told", lambda x: x.told(self, summary, told))
         return summary
 
     # -- closed loop ----------------------------------------------------------------------------
@@ -542,7 +456,7 @@ class Campaign:
             raise ConfigError(f"rounds: expected an integer >= 0, got {rounds!r}.")
         for _ in range(rounds):
             batch = self.ask(batch_size)
-            k = len(self._state["rounds"])
+            k = len(self._state.rounds)
             results = oracle(batch, k)
             summary = self.tell(results, source=f"oracle round {k}")
             if on_round is not None:
@@ -556,18 +470,10 @@ class Campaign:
         Raises:
             OptimizationError: too few successful measurements to model every outcome.
         """
-        from poreml.optimize.models import fit_campaign_model
+        from poreml.optimize.proposals import fit_model  # imports torch
 
-        with _torch_threads(self._settings.torch_threads):
-            return fit_campaign_model(
-                self.observations,
-                self.space,
-                self._config.outcome_names,
-                surrogate=self._config.surrogate,
-                seed=_round_seed(self._config.seed, len(self._state["rounds"]) + 1),
-                use_failed=self._settings.use_failed_measurements,
-                feasibility_prior=self._settings.feasibility_prior,
-            )
+        seed = round_seed(self._config.seed, len(self._state.rounds) + 1)
+        return fit_model(self.observations, self._config, self.space, self._settings, seed)
 
     def predicted_front(
         self, n: int | None = None, *, model: CampaignModel | None = None
@@ -582,710 +488,24 @@ class Campaign:
             Design columns and ``predicted_<output>_mean`` (see
             :func:`poreml.optimize.pareto.predicted_front`).
         """
-        from poreml.optimize.pareto import predicted_front
+        from poreml.optimize.proposals import model_front  # imports torch
 
         fitted = model or self.fit_model()
-        with _torch_threads(self._settings.torch_threads):
-            return predicted_front(
-                fitted.model,
-                self.space,
-                self._config.objectives,
-                self._config.outcome_constraints,
-                outcome_names=fitted.outcome_names,
-                feasibility_index=fitted.feasibility_index,
-                n=n or self._settings.predicted_front_points,
-                seed=self._config.seed,
-            )
-
-    # -- internals: transactions ----------------------------------------------------------------
-    @contextmanager
-    def _transaction(self) -> Iterator[dict[str, Any]]:
-        """Lock, re-read the stored state, yield a working copy, write it back atomically.
-
-        Nothing is written (and the in-memory state is unchanged) when the block raises.
-        """
-        if self._store is None:
-            work = copy.deepcopy(self._state)
-            try:
-                yield work
-            except _NoChange:
-                return
-            self._commit(work)
-            return
-        with self._store.locked():
-            self._refresh()
-            work = copy.deepcopy(self._state)
-            try:
-                yield work
-            except _NoChange:
-                return
-            work["revision"] = int(work["revision"]) + 1
-            work["updated_at"] = _now()
-            self._store.write_state(work)
-            self._state = work
-
-    def _commit(self, work: dict[str, Any]) -> None:
-        work["revision"] = int(work["revision"]) + 1
-        work["updated_at"] = _now()
-        self._state = work
-
-    def _refresh(self) -> None:
-        """Adopt the stored state when another command changed it."""
-        assert self._store is not None
-        data = self._store.read_state()
-        if data != self._state:
-            self._state = data
-
-    # -- internals: proposals -------------------------------------------------------------------
-    def _next_strategy(self) -> str:
-        from poreml.optimize.acquisition import resolve_strategy
-
-        if len(self._state["observations"]) < self._config.initial_points:
-            return "sobol"
-        return resolve_strategy(self._config.acquisition, len(self._config.objectives))
-
-    def _propose(self, state: dict[str, Any], n: int, seed: int) -> _Proposal:
-        obs = _records_frame(state["observations"], with_results=True)
-        if len(obs) < self._config.initial_points:
-            reason = f"{len(obs)} of {self._config.initial_points} initial observations"
-            return self._sobol(state, n, reason)
-        from gpytorch.utils.warnings import NumericalWarning
-
-        from poreml.optimize.models import InsufficientDataError
-
-        try:
-            with warnings.catch_warnings():
-                # Expected, harmless, and not actionable for a campaign user: variances rounded
-                # up from -1e-12, and BoTorch's hint for ParEGO before any feasible observation.
-                warnings.simplefilter("ignore", NumericalWarning)
-                warnings.filterwarnings("ignore", message="When all training points are infeas")
-                return self._model_based(state, obs, n, seed)
-        except InsufficientDataError as err:
-            return self._sobol(state, n, f"space-filling fallback: {err}")
-
-    def _sobol(self, state: dict[str, Any], n: int, reason: str) -> _Proposal:
-        import torch
-
-        space = self.space
-        drawn = int(state["rng"]["sobol_drawn"])
-        X = space.sample_tensor(drawn + n, seed=int(state["rng"]["seed"]))[drawn:].clone()
-        combos = space.fixed_features_list()
-        if combos:
-            gen = torch.Generator().manual_seed(_round_seed(int(state["rng"]["seed"]), drawn))
-            picks = [(drawn + j) % len(combos) for j in range(n)]
-            order = torch.randperm(n, generator=gen).tolist()
-            for j, k in enumerate(order):
-                for dim, code in combos[picks[k]].items():
-                    X[j, dim] = code
-        state["rng"]["sobol_drawn"] = drawn + n
-        frame = self._finish(X)
-        return _Proposal(frame, "sobol", reason, [], {})
-
-    def _model_based(
-        self, state: dict[str, Any], obs: pd.DataFrame, n: int, seed: int
-    ) -> _Proposal:
-        import torch
-
-        from poreml.optimize.acquisition import (
-            ProblemSpec,
-            build_acquisition,
-            optimize_acquisition,
-            resolve_strategy,
-        )
-        from poreml.optimize.models import InsufficientDataError, fit_campaign_model
-        from poreml.optimize.pareto import observed_front, pareto_mask, signed_objectives
-
-        cfg = self._config
-        space = self.space
-        strategy = resolve_strategy(cfg.acquisition, len(cfg.objectives))
-        t0 = time.perf_counter()
-        with torch.random.fork_rng():
-            torch.manual_seed(seed)
-            fitted = fit_campaign_model(
-                obs,
-                space,
-                cfg.outcome_names,
-                surrogate=cfg.surrogate,
-                seed=seed,
-                use_failed=self._settings.use_failed_measurements,
-                feasibility_prior=self._settings.feasibility_prior,
-            )
-        fit_seconds = time.perf_counter() - t0
-        inside = space.contains(obs[list(DESIGN_COLUMNS)])
-        if not inside.any():
-            raise InsufficientDataError("no observation inside the search space yet")
-        X_base = space.to_tensor(obs.loc[inside])
-        made = obs["feasible"].map(lambda v: v is not False).to_numpy(dtype=bool)
-        complete = obs[list(cfg.outcome_names)].notna().all(axis=1).to_numpy()
-        incomplete = inside & made & ~complete
-        pend = _records_frame(state["pending"], with_results=False)
-        parts = []
-        if len(pend):
-            pin = space.contains(pend[list(DESIGN_COLUMNS)])
-            if pin.any():
-                parts.append(space.to_tensor(pend.loc[pin]))
-        if incomplete.any():
-            parts.append(space.to_tensor(obs.loc[incomplete]))
-        X_pending = torch.cat(parts) if parts else None
-        front = observed_front(obs.loc[inside], cfg.objectives, cfg.outcome_constraints)
-        if len(front) == 0:  # no eligible point yet: refine around the made, objective front
-            cand = obs.loc[inside & made & complete]
-            if len(cand):
-                mask = pareto_mask(signed_objectives(cand, cfg.objectives))
-                front = cand.loc[mask]
-        X_front = space.to_tensor(front) if len(front) else None
-        spec = ProblemSpec(
-            outcome_names=fitted.outcome_names,
-            objectives=cfg.objectives,
-            outcome_constraints=cfg.outcome_constraints,
-            scales=fitted.scales,
-            feasibility_index=fitted.feasibility_index,
-        )
-
-        def make_acqf(pending: Tensor | None, i: int) -> Any:
-            return build_acquisition(
-                strategy, fitted.model, spec, X_base, pending, self._settings, seed + 31 * i
-            )
-
-        t1 = time.perf_counter()
-        with torch.random.fork_rng():
-            torch.manual_seed(seed)
-            X, values = optimize_acquisition(
-                make_acqf,
-                space,
-                n,
-                self._settings,
-                seed=seed,
-                X_pending=X_pending,
-                X_front=X_front,
-            )
-        frame = self._finish(X)
-        mean, std = fitted.predict(space.to_tensor(frame), observation_noise=True)
-        for j, name in enumerate(fitted.outcome_names):
-            if name == "feasible":
-                frame["predicted_feasible_probability"] = mean[:, j].clamp(0, 1).numpy()
-                continue
-            frame[f"predicted_{name}_mean"] = mean[:, j].numpy()
-            frame[f"predicted_{name}_std"] = std[:, j].numpy()
-        info = {
-            "sources": fitted.sources,
-            "outputs": list(fitted.outcome_names),
-            "diagnostics": {k: v for k, v in fitted.diagnostics.items() if math.isfinite(v)},
-            "calibration": _calibration(state["observations"], cfg.outcome_names),
-            "fit_seconds": round(fit_seconds, 3),
-            "optimize_seconds": round(time.perf_counter() - t1, 3),
-            "n_baseline": int(X_base.shape[0]),
-            "n_pending": 0 if X_pending is None else int(X_pending.shape[0]),
-        }
-        return _Proposal(
-            frame,
-            strategy,
-            f"model-based ({strategy})",
-            [float(v) for v in values],
-            info,
-            fitted,
-        )
-
-    def _finish(self, X: Tensor) -> pd.DataFrame:
-        """Decode proposals, round them for readability and check every constraint."""
-        space = self.space
-        exact = space.from_tensor(X)
-        rounded = exact.copy()
-        for name in CONTINUOUS_DESIGN_COLUMNS:
-            rounded[name] = [_round_sig(v, SIGNIFICANT_DIGITS) for v in exact[name]]
-        ok_rounded = space.contains(rounded, atol=0.0)
-        frame = rounded.where(pd.DataFrame({c: ok_rounded for c in rounded.columns}), exact)
-        frame = frame.astype({c: "float64" for c in CONTINUOUS_DESIGN_COLUMNS})
-        ok = space.contains(frame, atol=1e-9)
-        if not ok.all():
-            bad = frame.loc[~ok]
-            raise OptimizationError(
-                f"internal check failed: {int((~ok).sum())} proposal(s) break the parameter "
-                f"bounds or constraints:\n{bad.to_string()}\nPlease report this; no candidate "
-                "was recorded."
-            )
-        return frame.reset_index(drop=True)
-
-    # -- internals: validation ------------------------------------------------------------------
-    def _validate_results(self, results: pd.DataFrame, source: str | None) -> pd.DataFrame:
-        if not isinstance(results, pd.DataFrame):
-            raise DataValidationError(
-                [Problem(None, None, type(results).__name__, "a table of results")], source
-            )
-        allowed_extra = [c for c in results.columns if str(c).startswith("predicted_")]
-        frame = validate_table(results, source=source, allow_columns=allowed_extra)
-        problems: list[Problem] = []
-        accepted = {
-            "candidate_id",
-            *DESIGN_COLUMNS,
-            *_RESULT_COLUMNS,
-            "retention_cycles",
-            *PROVENANCE_COLUMNS,
-            *allowed_extra,
-        }
-        for name in frame.columns:
-            if name not in accepted:
-                problems.append(
-                    Problem(
-                        None,
-                        name,
-                        name,
-                        "candidate_id, design, measured, feasible or retention_cycles columns "
-                        f"(a {COLUMNS[name].kind} column has no place in campaign results)",
-                    )
-                )
-        if "candidate_id" not in frame.columns:
-            problems.append(
-                Problem(
-                    None,
-                    "candidate_id",
-                    "<missing column>",
-                    "a candidate_id column naming each candidate",
-                )
-            )
-            raise DataValidationError(problems, source)
-        if len(frame) == 0:
-            problems.append(Problem(None, None, "0 rows", "at least one result row"))
-        known = {r["candidate_id"] for r in self._state["observations"]} | {
-            r["candidate_id"] for r in self._state["pending"]
-        }
-        for i, cid in enumerate(frame["candidate_id"].tolist()):
-            row = i + 1
-            if cid is None:
-                problems.append(Problem(row, "candidate_id", "blank", "a candidate id"))
-                continue
-            if cid in known:
-                continue
-            # outside data: every design column, and at least one result
-            for name in DESIGN_COLUMNS:
-                if name not in frame.columns or _blank(frame.at[i, name]):
-                    problems.append(
-                        Problem(
-                            row,
-                            name,
-                            "blank" if name in frame.columns else "<missing column>",
-                            f"a value: {cid!r} is not a candidate of this campaign, so the row is "
-                            "outside data and needs every design column",
-                        )
-                    )
-            if not any(c in frame.columns and not _blank(frame.at[i, c]) for c in _RESULT_COLUMNS):
-                problems.append(
-                    Problem(row, None, "no result", "at least one measured value or feasible flag")
-                )
-        if "retention_cycles" in frame.columns and "retention_pct" in frame.columns:
-            for i in range(len(frame)):
-                cyc = frame.at[i, "retention_cycles"]
-                if (
-                    not _blank(cyc)
-                    and not _blank(frame.at[i, "retention_pct"])
-                    and float(cyc) != DEFAULT_RETENTION_CYCLES
-                ):
-                    problems.append(
-                        Problem(
-                            i + 1,
-                            "retention_cycles",
-                            cyc,
-                            f"{DEFAULT_RETENTION_CYCLES} (campaign retention_pct values refer "
-                            f"to {DEFAULT_RETENTION_CYCLES} cycles; leave retention_pct blank "
-                            "otherwise)",
-                        )
-                    )
-        if problems:
-            raise DataValidationError(problems, source)
-        return frame
-
-    # -- internals: side channels ---------------------------------------------------------------
-    def _track_creation(self) -> None:
-        if self.tracker is None:
-            return
-        try:
-            from poreml.tracking.base import flatten_params
-
-            with self.tracker.start_run(
-                f"campaign-{self._config.name}",
-                tags={"poreml.kind": "campaign", "poreml.campaign_dir": str(self.directory)},
-            ) as run:
-                self.tracker.log_params(
-                    flatten_params(
-                        {
-                            "config": _config_params(self._config),
-                            "settings": self._settings.to_dict(),
-                        }
-                    )
-                )
-                run_id = getattr(getattr(run, "info", None), "run_id", None)
-            self._state["tracking"]["parent_run_id"] = run_id
-        except Exception as err:  # tracking is a side channel
-            warnings.warn(
-                f"campaign tracking failed ({err}); the campaign is unaffected",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-
-    def _child_tags(self, kind: str) -> dict[str, str]:
-        tags = {"poreml.kind": kind, "poreml.campaign": self._config.name}
-        parent = self._state["tracking"].get("parent_run_id")
-        if parent:
-            tags["mlflow.parentRunId"] = parent
-        if self.directory:
-            tags["poreml.campaign_dir"] = str(self.directory)
-        return tags
-
-    def _after_ask(self, frame: pd.DataFrame, round_index: int, proposal: _Proposal) -> None:
-        if self._store is not None:
-            try:
-                from poreml.data.io import write_csv
-
-                write_csv(frame, self._store.rounds_dir / f"round_{round_index:03d}.csv")
-            except OSError as err:
-                warnings.warn(
-                    f"could not write the round table ({err})", RuntimeWarning, stacklevel=3
-                )
-        if self.tracker is None:
-            return
-        try:
-            record = self._state["rounds"][-1]
-            with self.tracker.start_run(
-                f"round-{round_index:03d}", tags=self._child_tags("campaign-round")
-            ):
-                self.tracker.log_params(
-                    {
-                        "round": round_index,
-                        "strategy": proposal.strategy,
-                        "n": len(frame),
-                        "reason": proposal.reason,
-                    }
-                )
-                metrics = {
-                    "hypervolume": record["hypervolume"],
-                    "n_observations": record["n_observations"],
-                    "seconds": record["seconds"],
-                }
-                for key, value in (proposal.model_info.get("diagnostics") or {}).items():
-                    metrics[f"model.{key}"] = value
-                for key, value in (proposal.model_info.get("calibration") or {}).items():
-                    metrics[f"calibration.{key}"] = value
-                self.tracker.log_metrics(metrics, step=round_index)
-                self.tracker.log_table(frame, "proposals.csv")
-                if proposal.model is not None:
-                    predicted = self.predicted_front(model=proposal.model)
-                    self.tracker.log_metrics(
-                        {"predicted_front_size": len(predicted)}, step=round_index
-                    )
-                    self.tracker.log_table(predicted, "predicted_front.csv")
-                self._log_reports()
-        except Exception as err:
-            warnings.warn(
-                f"round tracking failed ({err}); the campaign is unaffected",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-
-    def _after_tell(self, summary: TellSummary) -> None:
-        if self._store is not None:
-            try:
-                from poreml.optimize.report import write_reports
-
-                write_reports(self, self._store.reports_dir)
-            except Exception as err:
-                warnings.warn(f"could not write the reports ({err})", RuntimeWarning, stacklevel=3)
-        if self.tracker is None:
-            return
-        try:
-            record = self._state["tells"][-1]
-            with self.tracker.start_run(
-                f"observe-{record['tell']:03d}", tags=self._child_tags("campaign-observe")
-            ):
-                self.tracker.log_params(
-                    {
-                        "new": len(summary.new),
-                        "updated": len(summary.updated),
-                        "outside": len(summary.outside),
-                    }
-                )
-                self.tracker.log_metrics(
-                    {
-                        "hypervolume": record["hypervolume"],
-                        "n_observations": record["n_observations"],
-                    },
-                    step=record["tell"],
-                )
-                ids = set(summary.new) | set(summary.updated)
-                obs = self.export()
-                self.tracker.log_table(obs[obs["candidate_id"].isin(ids)], "results.csv")
-                self._log_reports()
-        except Exception as err:
-            warnings.warn(
-                f"observe tracking failed ({err}); the campaign is unaffected",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-
-    def _log_reports(self) -> None:
-        """Plots and the state JSON into the open tracker run."""
-        from poreml.optimize.report import hypervolume_figure, pareto_figure
-
-        assert self.tracker is not None
-        self.tracker.log_figure(pareto_figure(self), "pareto.png")
-        self.tracker.log_figure(hypervolume_figure(self), "hypervolume.png")
-        if self._store is not None:
-            self.tracker.log_artifact(self._store.state_path)
-
-
-class _NoChange(Exception):
-    """Raised inside a transaction to leave the state untouched (carries the summary)."""
-
-    def __init__(self, summary: TellSummary) -> None:
-        super().__init__("no change")
-        self.summary = summary
-
-
-@dataclass
-class _Proposal:
-    frame: pd.DataFrame
-    strategy: str
-    reason: str
-    acquisition_values: list[float]
-    model_info: dict[str, Any]
-    model: CampaignModel | None = None
+        n = n or self._settings.predicted_front_points
+        return model_front(fitted, self._config, self.space, self._settings, n)
 
 
 # -- helpers ---------------------------------------------------------------------------------------
-@contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    """Run the block with ``n`` torch intra-op threads (0 = leave as is), then restore.
-
-    GP fits and acquisition evaluations here involve small matrices, where thread start-up
-    and contention cost more than they save; one thread is fastest on a busy machine.
-    """
-    if n <= 0:
-        yield
-        return
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+def _as_store(store: CampaignStore | str | Path, lock_timeout: float) -> CampaignStore:
+    if isinstance(store, CampaignStore):
+        return store
+    return FolderStore(store, lock_timeout=lock_timeout)
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+def _hypervolume(config: CampaignConfig, records: Sequence[Observation]) -> float:
+    from poreml.optimize.proposals import campaign_hypervolume  # imports torch
 
-
-def _round_seed(seed: int, k: int) -> int:
-    return int((int(seed) * 1_000_003 + int(k)) % (2**31 - 1))
-
-
-def _round_sig(value: float, digits: int) -> float:
-    if value == 0 or not math.isfinite(value):
-        return float(value)
-    return float(f"{value:.{digits}g}")
-
-
-def _blank(value: object) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def _design_record(row: pd.Series) -> dict[str, Any]:
-    return {
-        name: (str(row[name]) if name == "route" else float(row[name])) for name in DESIGN_COLUMNS
-    }
-
-
-def _new_ids(state: dict[str, Any], n: int) -> list[str]:
-    used = {r["candidate_id"] for r in state["observations"]} | {
-        r["candidate_id"] for r in state["pending"]
-    }
-    ids: list[str] = []
-    k = int(state["next_candidate"])
-    while len(ids) < n:
-        cid = f"{ID_PREFIX}{k:04d}"
-        k += 1
-        if cid not in used:
-            ids.append(cid)
-    state["next_candidate"] = k
-    return ids
-
-
-def _records_frame(records: Sequence[Mapping[str, Any]], *, with_results: bool) -> pd.DataFrame:
-    cols = ["candidate_id", *DESIGN_COLUMNS]
-    if with_results:
-        cols += [*_RESULT_COLUMNS, *_META_COLUMNS]
-    else:
-        cols += ["round"]
-    rows = []
-    for r in records:
-        row: dict[str, Any] = {"candidate_id": r["candidate_id"], **r["design"]}
-        if with_results:
-            row.update({k: (np.nan if v is None else v) for k, v in r["measured"].items()})
-            row["feasible"] = r.get("feasible")
-            row["source"] = r.get("source")
-        row["round"] = r.get("round")
-        rows.append(row)
-    frame = pd.DataFrame(rows, columns=cols)
-    frame = frame.astype({c: "float64" for c in CONTINUOUS_DESIGN_COLUMNS})
-    if with_results:
-        frame = frame.astype({c: "float64" for c in MEASURED_COLUMNS})
-        frame["feasible"] = frame["feasible"].astype(object).where(frame["feasible"].notna(), None)
-    frame["round"] = frame["round"].astype("Int64")
-    return frame
-
-
-def _hypervolume(config: CampaignConfig, records: Sequence[Mapping[str, Any]]) -> float:
-    from poreml.optimize.pareto import observed_hypervolume
-
-    if not records:
-        return 0.0
-    return observed_hypervolume(
-        _records_frame(records, with_results=True), config.objectives, config.outcome_constraints
-    )
-
-
-def _same(old: float, new: float, rtol: float) -> bool:
-    return math.isclose(old, new, rel_tol=rtol, abs_tol=1e-12)
-
-
-def _apply_results(state: dict[str, Any], frame: pd.DataFrame, source: str | None) -> TellSummary:
-    """Merge validated result rows into ``state`` (in place); raise on conflicts."""
-    observed = {r["candidate_id"]: r for r in state["observations"]}
-    pending = {r["candidate_id"]: r for r in state["pending"]}
-    conflicts: list[str] = []
-    new: list[str] = []
-    updated: list[str] = []
-    unchanged: list[str] = []
-    outside: list[str] = []
-    result_cols = [c for c in _RESULT_COLUMNS if c in frame.columns]
-    design_cols = [c for c in DESIGN_COLUMNS if c in frame.columns]
-    done_pending: set[str] = set()
-    for i in range(len(frame)):
-        cid = str(frame.at[i, "candidate_id"])
-        values = {c: frame.at[i, c] for c in result_cols if not _blank(frame.at[i, c])}
-        record = observed.get(cid)
-        prop = pending.get(cid)
-        design_ref = (record or prop or {}).get("design")
-        if design_ref is not None:
-            for c in design_cols:
-                v = frame.at[i, c]
-                if _blank(v):
-                    continue
-                old = design_ref[c]
-                same = old == v if c == "route" else _same(float(old), float(v), DESIGN_RTOL)
-                if not same:
-                    conflicts.append(
-                        f"candidate {cid!r}, column {c!r}: proposed {old!r}, new {v!r}"
-                    )
-        if record is None and prop is None:  # outside data
-            record = {
-                "candidate_id": cid,
-                "source": "outside",
-                "round": None,
-                "design": {
-                    c: (str(frame.at[i, c]) if c == "route" else float(frame.at[i, c]))
-                    for c in DESIGN_COLUMNS
-                },
-                "measured": {c: None for c in MEASURED_COLUMNS},
-                "feasible": None,
-                "predicted": {},
-            }
-            _merge_values(record, values, cid, conflicts)
-            observed[cid] = record
-            state["observations"].append(record)
-            new.append(cid)
-            outside.append(cid)
-            continue
-        if record is None:  # a pending proposal
-            if not values:
-                unchanged.append(cid)
-                continue
-            assert prop is not None
-            record = {
-                "candidate_id": cid,
-                "source": "proposal",
-                "round": prop["round"],
-                "design": dict(prop["design"]),
-                "measured": {c: None for c in MEASURED_COLUMNS},
-                "feasible": None,
-                "predicted": dict(prop.get("predicted") or {}),
-            }
-            _merge_values(record, values, cid, conflicts)
-            observed[cid] = record
-            state["observations"].append(record)
-            done_pending.add(cid)
-            new.append(cid)
-            continue
-        if _merge_values(record, values, cid, conflicts):
-            updated.append(cid)
-        else:
-            unchanged.append(cid)
-    if conflicts:
-        raise ConflictError(
-            (f"{source}: " if source else "")
-            + f"{len(conflicts)} value(s) contradict results already recorded:\n  - "
-            + "\n  - ".join(conflicts)
-            + "\nNothing was recorded. Fix: correct the file, or give the re-measured material "
-            "a new candidate_id (outside data with every design column)."
-        )
-    state["pending"] = [r for r in state["pending"] if r["candidate_id"] not in done_pending]
-    for r in state["observations"]:
-        r.setdefault("predicted", {})
-    return TellSummary(tuple(new), tuple(updated), tuple(unchanged), tuple(outside))
-
-
-def _merge_values(
-    record: dict[str, Any], values: Mapping[str, Any], cid: str, conflicts: list[str]
-) -> bool:
-    """Fill ``record`` with ``values``; record conflicts; return whether anything was added."""
-    changed = False
-    for c, v in values.items():
-        if c == "feasible":
-            old = record["feasible"]
-            new = bool(v)
-            if old is None:
-                record["feasible"] = new
-                changed = True
-            elif old != new:
-                conflicts.append(
-                    f"candidate {cid!r}, column 'feasible': recorded {old!r}, new {new!r}"
-                )
-            continue
-        new_f = float(v)
-        old = record["measured"].get(c)
-        if old is None:
-            record["measured"][c] = new_f
-            changed = True
-        elif not _same(float(old), new_f, VALUE_RTOL):
-            conflicts.append(f"candidate {cid!r}, column {c!r}: recorded {old!r}, new {new_f!r}")
-    return changed
-
-
-def _calibration(records: Sequence[Mapping[str, Any]], outcomes: Sequence[str]) -> dict[str, float]:
-    """How well earlier model predictions matched what was then measured (out of sample).
-
-    Per outcome over observations that were proposed with predictions: ``n``, ``rmse`` and
-    ``coverage90`` (share inside mean ± 1.645 std).
-    """
-    out: dict[str, float] = {}
-    for name in outcomes:
-        errs, inside = [], []
-        for r in records:
-            pred = r.get("predicted") or {}
-            mean = pred.get(f"predicted_{name}_mean")
-            std = pred.get(f"predicted_{name}_std")
-            y = r["measured"].get(name)
-            if mean is None or y is None or r.get("feasible") is False:
-                continue
-            errs.append(y - mean)
-            if std is not None:
-                inside.append(abs(y - mean) <= 1.645 * max(std, 1e-12))
-        if errs:
-            out[f"{name}.n"] = float(len(errs))
-            out[f"{name}.rmse"] = float(np.sqrt(np.mean(np.square(errs))))
-            if inside:
-                out[f"{name}.coverage90"] = float(np.mean(inside))
-    return out
+    return campaign_hypervolume(config, records)
 
 
 def _json_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -1295,91 +515,8 @@ def _json_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
         for k, v in rec.items():
             if isinstance(v, np.generic):
                 v = v.item()
-            if v is pd.NA or (isinstance(v, float) and not math.isfinite(v)):
+            if v is pd.NA or (isinstance(v, float) and not np.isfinite(v)):
                 v = None
             clean[str(k)] = v
         rows.append(clean)
     return rows
-
-
-def _config_params(config: CampaignConfig) -> dict[str, Any]:
-    data = config.to_dict()
-    return {
-        "name": data["name"],
-        "batch_size": data["batch_size"],
-        "initial_points": data["initial_points"],
-        "seed": data["seed"],
-        "surrogate": data["surrogate"],
-        "acquisition": data["acquisition"],
-        "objectives": ", ".join(
-            f"{o.name} {o.direction} (ref {o.threshold:g})" for o in config.objectives
-        ),
-        "outcome_constraints": ", ".join(f"{c.name} {c}" for c in config.outcome_constraints),
-        "parameter_constraints": "; ".join(data["parameter_constraints"]),
-    }
-
-
-def config_to_toml(config: CampaignConfig) -> str:
-    """The campaign config as TOML text (CONTRACT.md §3 layout); parses back to ``config``.
-
-    Args:
-        config: a validated config.
-
-    Returns:
-        TOML text.
-    """
-    import json
-
-    from poreml.design.parameters import (
-        CategoricalParameter,
-        ContinuousParameter,
-        FixedParameter,
-    )
-
-    def lit(v: Any) -> str:
-        if isinstance(v, str):
-            return json.dumps(v)
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, float):
-            return repr(v)
-        if isinstance(v, list | tuple):
-            return "[" + ", ".join(lit(x) for x in v) + "]"
-        return str(v)
-
-    lines = [
-        "[campaign]",
-        f"name = {lit(config.name)}",
-        f"batch_size = {config.batch_size}",
-        f"initial_points = {config.initial_points}",
-        f"seed = {config.seed}",
-        f"surrogate = {lit(config.surrogate)}",
-        f"acquisition = {lit(config.acquisition)}",
-        "",
-    ]
-    for p in config.parameters:
-        lines.append(f"[parameters.{p.name}]")
-        if isinstance(p, ContinuousParameter):
-            lines.append(f"bounds = {lit(list(p.bounds))}")
-            lines.append(f"scale = {lit(p.scale)}")
-        elif isinstance(p, CategoricalParameter):
-            lines.append(f"values = {lit(list(p.values))}")
-        elif isinstance(p, FixedParameter):
-            lines.append(f"fixed = {lit(p.value)}")
-        lines.append("")
-    for o in config.objectives:
-        lines += [
-            f"[objectives.{o.name}]",
-            f"direction = {lit(o.direction)}",
-            f"threshold = {lit(o.threshold)}",
-            "",
-        ]
-    if config.outcome_constraints:
-        lines.append("[outcome_constraints]")
-        lines += [
-            f"{c.name} = {lit(str(c.op) + ' ' + repr(c.bound))}" for c in config.outcome_constraints
-        ]
-        lines.append("")
-    for c in config.parameter_constraints:
-        lines += ["[[parameter_constraints]]", f"expr = {lit(c.text or str(c))}", ""]
-    return "\n".join(lines)

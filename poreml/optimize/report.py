@@ -1,27 +1,37 @@
 """Campaign plots: the observed Pareto front and the hypervolume per round (matplotlib, Agg).
 
-Functions return :class:`matplotlib.figure.Figure` objects built with the object-oriented API on
-the Agg canvas (no display, no global pyplot state); :func:`write_reports` saves them as PNG.
+Functions take a campaign's observations, hypervolume trace and config and return
+:class:`matplotlib.figure.Figure` objects built with the object-oriented API on the Agg canvas
+(no display, no global pyplot state); :func:`write_reports` saves them as PNG.
+:class:`ReportWriter` is the campaign listener that keeps a campaign directory's ``rounds/``
+tables and ``reports/`` plots up to date.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from poreml.data.io import write_csv
+from poreml.design.config import CampaignConfig
+from poreml.optimize.events import CampaignView
 from poreml.optimize.pareto import eligible_mask, observed_front
+from poreml.optimize.results import TellSummary
+from poreml.optimize.state import RoundRecord, TellRecord
 
 if TYPE_CHECKING:
     from poreml.design.objectives import Objective, OutcomeConstraint
-    from poreml.optimize.campaign import Campaign
+    from poreml.optimize.models import CampaignModel
 
 __all__ = [
+    "ReportWriter",
     "hypervolume_figure",
     "pareto_figure",
     "pareto_plot",
@@ -133,29 +143,39 @@ def pareto_plot(
     return fig
 
 
-def pareto_figure(campaign: Campaign) -> Figure:
-    """:func:`pareto_plot` of a campaign's observations."""
-    cfg = campaign.config
+def pareto_figure(observations: pd.DataFrame, config: CampaignConfig) -> Figure:
+    """:func:`pareto_plot` of a campaign's observations, titled with the campaign name.
+
+    Args:
+        observations: the campaign's observations (:attr:`Campaign.observations`).
+        config: the campaign config.
+
+    Returns:
+        The figure.
+    """
     return pareto_plot(
-        campaign.observations,
-        cfg.objectives,
-        cfg.outcome_constraints,
-        title=f"{cfg.name}: {campaign.n_observations} observations",
+        observations,
+        config.objectives,
+        config.outcome_constraints,
+        title=f"{config.name}: {len(observations)} observations",
     )
 
 
-def hypervolume_figure(campaign: Campaign, *, reference: float | None = None) -> Figure:
+def hypervolume_figure(
+    trace: pd.DataFrame, config: CampaignConfig, *, reference: float | None = None
+) -> Figure:
     """Observed hypervolume after each result upload, against the number of observations.
 
     Args:
-        campaign: the campaign.
+        trace: ``n_observations`` and ``hypervolume`` per upload
+            (:attr:`Campaign.hypervolume_trace`).
+        config: the campaign config.
         reference: an attainable hypervolume to draw as a dashed line (e.g. 139 for the
             contract's example campaign), if known.
 
     Returns:
         The figure.
     """
-    trace = campaign.hypervolume_trace
     fig = _new_figure((6.4, 4.0))
     ax = fig.add_subplot()
     if len(trace):
@@ -165,26 +185,87 @@ def hypervolume_figure(campaign: Campaign, *, reference: float | None = None) ->
         ax.legend(fontsize=8)
     ax.set_xlabel("observations")
     ax.set_ylabel("hypervolume (observed front)")
-    ax.set_title(f"{campaign.config.name}: hypervolume per round")
+    ax.set_title(f"{config.name}: hypervolume per round")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
 
 
-def write_reports(campaign: Campaign, directory: str | Path) -> list[Path]:
-    """Save ``pareto.png`` and ``hypervolume.png`` of ``campaign`` into ``directory``.
+def write_reports(
+    observations: pd.DataFrame,
+    trace: pd.DataFrame,
+    config: CampaignConfig,
+    directory: str | Path,
+) -> list[Path]:
+    """Save ``pareto.png`` and ``hypervolume.png`` of a campaign into ``directory``.
+
+    Args:
+        observations: the campaign's observations.
+        trace: its hypervolume trace.
+        config: the campaign config.
+        directory: where to write (made if missing).
 
     Returns:
         The written paths.
     """
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
+    figures = {
+        "pareto.png": pareto_figure(observations, config),
+        "hypervolume.png": hypervolume_figure(trace, config),
+    }
     paths = []
-    for fn, name in ((pareto_figure, "pareto.png"), (hypervolume_figure, "hypervolume.png")):
-        fig = fn(campaign)
+    for name, fig in figures.items():
         path = folder / name
         tmp = folder / f".{name}.tmp"
         fig.savefig(tmp, format="png")
         tmp.replace(path)
         paths.append(path)
     return paths
+
+
+class ReportWriter:
+    """Campaign listener keeping the files for people up to date.
+
+    After each round the proposals go to ``rounds_dir/round_NNN.csv``; after each upload that
+    changed the campaign the plots go to ``reports_dir`` (:func:`write_reports`). Failures only
+    warn.
+
+    Args:
+        reports_dir: folder of the plots (None: no plots).
+        rounds_dir: folder of the round tables (None: no tables).
+    """
+
+    def __init__(self, reports_dir: Path | None, rounds_dir: Path | None) -> None:
+        self.reports_dir = reports_dir
+        self.rounds_dir = rounds_dir
+
+    def created(self, campaign: CampaignView) -> Mapping[str, Any] | None:
+        """Nothing to write yet."""
+        return None
+
+    def asked(
+        self,
+        campaign: CampaignView,
+        record: RoundRecord,
+        proposals: pd.DataFrame,
+        model: CampaignModel | None,
+    ) -> None:
+        """Write the round's proposals table."""
+        if self.rounds_dir is None:
+            return
+        try:
+            write_csv(proposals, self.rounds_dir / f"round_{record.round:03d}.csv")
+        except OSError as err:
+            warnings.warn(f"could not write the round table ({err})", RuntimeWarning, stacklevel=4)
+
+    def told(self, campaign: CampaignView, summary: TellSummary, record: TellRecord) -> None:
+        """Redraw the plots."""
+        if self.reports_dir is None:
+            return
+        try:
+            write_reports(
+                campaign.observations, campaign.hypervolume_trace, campaign.config, self.reports_dir
+            )
+        except Exception as err:
+            warnings.warn(f"could not write the reports ({err})", RuntimeWarning, stacklevel=4)

@@ -105,6 +105,19 @@ def test_config_round_trips_losslessly_through_json(path: Path) -> None:
     assert CampaignConfig.from_json(config.to_json()) == config
 
 
+@pytest.mark.parametrize(
+    "path",
+    [EXPERIMENTS / "campaign_td_vs_buffering.toml", EXPERIMENTS / "campaign_4obj.toml"],
+    ids=lambda p: p.name,
+)
+def test_config_round_trips_through_toml_text(path: Path) -> None:
+    config = CampaignConfig.from_toml(path)
+    text = config.to_toml()
+    assert text.startswith("[campaign]\n")
+    assert CampaignConfig.from_toml_string(text) == config
+    assert CampaignConfig.from_toml_string(text).to_toml() == text
+
+
 def test_optional_campaign_keys_take_defaults_and_can_be_set() -> None:
     text = CONTRACT_TOML.replace("seed = 0\n", 'surrogate = "ensemble"\nacquisition = "qnehvi"\n')
     config = _load(text)

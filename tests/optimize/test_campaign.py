@@ -19,7 +19,7 @@ from poreml.data.schema import DESIGN_COLUMNS
 from poreml.design.config import CampaignConfig
 from poreml.exceptions import ConfigError, ConflictError, DataValidationError
 from poreml.optimize.acquisition import AcquisitionSettings
-from poreml.optimize.campaign import Campaign, config_to_toml
+from poreml.optimize.campaign import Campaign
 from poreml.virtual_lab import VirtualLab
 
 CONFIG = Path("experiments/campaign_td_vs_buffering.toml")
@@ -64,7 +64,7 @@ def test_bad_settings_name_the_setting() -> None:
 
 
 def test_config_written_as_toml_reads_back_equal(config: CampaignConfig) -> None:
-    assert CampaignConfig.from_toml_string(config_to_toml(config)) == config
+    assert CampaignConfig.from_toml_string(config.to_toml()) == config
 
 
 def test_batch_size_is_checked(config: CampaignConfig) -> None:

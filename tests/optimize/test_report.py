@@ -29,7 +29,7 @@ def test_reports_are_png_files(tmp_path: Path) -> None:
             }
         )
     )
-    paths = write_reports(c, tmp_path)
+    paths = write_reports(c.observations, c.hypervolume_trace, c.config, tmp_path)
     assert [p.name for p in paths] == ["pareto.png", "hypervolume.png"]
     for p in paths:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

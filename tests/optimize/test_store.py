@@ -13,7 +13,8 @@ import pytest
 
 from poreml.exceptions import CampaignError
 from poreml.optimize.campaign import Campaign
-from poreml.optimize.store import SCHEMA_VERSION, CampaignStore
+from poreml.optimize.state import SCHEMA_VERSION, CampaignState
+from poreml.optimize.store import FolderStore, MemoryStore
 
 CONFIG = Path("experiments/campaign_td_vs_buffering.toml")
 
@@ -33,7 +34,7 @@ def _results(batch: pd.DataFrame, value: float = 1.0) -> pd.DataFrame:
 
 def test_create_copies_the_config_verbatim_and_writes_a_versioned_state(tmp_path: Path) -> None:
     Campaign.create(tmp_path / "c", CONFIG)
-    store = CampaignStore(tmp_path / "c")
+    store = FolderStore(tmp_path / "c")
     assert store.config_path.read_text() == CONFIG.read_text()
     state = json.loads(store.state_path.read_text())
     assert state["type"] == "CampaignState"
@@ -101,7 +102,7 @@ def test_a_crash_while_writing_leaves_the_previous_state(
 
 def test_a_second_command_waits_for_the_lock_then_fails_clearly(tmp_path: Path) -> None:
     Campaign.create(tmp_path / "c", CONFIG)
-    holder = CampaignStore(tmp_path / "c")
+    holder = FolderStore(tmp_path / "c")
     other = Campaign.load(tmp_path / "c", lock_timeout=0.3)
     with holder.locked():
         t0 = time.perf_counter()
@@ -136,3 +137,48 @@ def test_concurrent_threads_serialise_and_lose_no_update(tmp_path: Path) -> None
     ids = final.observations["candidate_id"].tolist()
     assert len(set(ids)) == 6
     assert len(final.to_dict()["tells"]) == 6
+
+
+def test_the_state_file_is_the_campaign_state_and_the_files_for_people_follow(
+    tmp_path: Path,
+) -> None:
+    c = Campaign.create(tmp_path / "c", CONFIG)
+    batch = c.ask(2)
+    assert (tmp_path / "c" / "rounds" / "round_001.csv").is_file()
+    c.tell(_results(batch))
+    assert (tmp_path / "c" / "reports" / "pareto.png").is_file()
+    store = FolderStore(tmp_path / "c")
+    assert json.loads(store.state_path.read_text()) == c.to_dict()
+    assert store.load_state().to_dict() == c.to_dict()
+    assert store.load_config_text() == CONFIG.read_text()
+
+
+def test_a_transaction_commits_changes_only_on_a_clean_exit(tmp_path: Path) -> None:
+    Campaign.create(tmp_path / "c", CONFIG)
+    store = FolderStore(tmp_path / "c")
+    before = store.state_path.read_text()
+    with store.transaction() as state:
+        pass  # unchanged: nothing written, revision kept
+    assert store.state_path.read_text() == before
+    with pytest.raises(RuntimeError), store.transaction() as state:
+        state.sobol_drawn = 5
+        raise RuntimeError("stop")
+    assert store.state_path.read_text() == before
+    with store.transaction() as state:
+        state.sobol_drawn = 5
+    assert state.revision == 1
+    assert store.load_state() == state
+
+
+def test_a_memory_store_keeps_the_same_rules() -> None:
+    store = MemoryStore()
+    assert not store.exists() and store.directory is None and store.reports_dir is None
+    with store.create("text", CampaignState(config={}, settings={}, seed=1)):
+        pass
+    again = CampaignState(config={}, settings={}, seed=1)
+    with pytest.raises(CampaignError, match="already exists"), store.create("text", again):
+        pass
+    with store.transaction() as state:
+        state.next_candidate = 9
+    assert store.load_state().next_candidate == 9 and store.load_state().revision == 1
+    assert store.load_config_text() == "text"

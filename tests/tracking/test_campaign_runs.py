@@ -1,0 +1,125 @@
+"""CampaignRuns: a campaign logged as a parent run with a child run per round and upload."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from poreml.design.config import CampaignConfig
+from poreml.optimize.acquisition import AcquisitionSettings
+from poreml.optimize.campaign import Campaign
+from poreml.tracking.campaign_runs import CampaignRuns, config_params
+
+CONFIG = Path("experiments/campaign_td_vs_buffering.toml")
+
+
+class Recorder:
+    """A tracker that remembers what each run received."""
+
+    def __init__(self) -> None:
+        self.runs: list[dict[str, Any]] = []
+
+    @contextmanager
+    def start_run(
+        self, name: str, nested: bool = False, *, tags: Mapping[str, str] | None = None
+    ) -> Iterator[Any]:
+        run = {"name": name, "tags": dict(tags or {}), "params": {}, "metrics": {}, "files": []}
+        self.runs.append(run)
+        yield SimpleNamespace(info=SimpleNamespace(run_id=f"id-{len(self.runs)}"))
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        self.runs[-1]["params"].update(params)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        self.runs[-1]["metrics"].update(metrics)
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        self.runs[-1]["tags"].update(tags)
+
+    def log_figure(self, figure: Any, filename: str) -> None:
+        self.runs[-1]["files"].append(filename)
+
+    def log_table(self, table: pd.DataFrame, filename: str) -> None:
+        self.runs[-1]["files"].append(filename)
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        assert Path(path).is_file()
+        self.runs[-1]["files"].append(Path(path).name)
+
+    def log_dataset(self, frame: pd.DataFrame, name: str, context: str = "training") -> str:
+        return ""
+
+
+class Broken(Recorder):
+    @contextmanager
+    def start_run(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        raise RuntimeError("tracking server down")
+        yield  # pragma: no cover
+
+
+def _results(batch: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "candidate_id": batch["candidate_id"],
+            "tap_density_g_cm3": 1.0,
+            "expansion_pct": 10.0,
+            "ice_pct": 88.0,
+            "retention_pct": 90.0,
+            "specific_capacity_mah_g": 1200.0,
+            "feasible": True,
+        }
+    )
+
+
+def test_parent_run_id_is_stored_and_children_point_to_it(tmp_path: Path) -> None:
+    tracker = Recorder()
+    settings = AcquisitionSettings.fast()
+    c = Campaign.create(
+        tmp_path / "c", CONFIG, settings=settings, listeners=[CampaignRuns(tracker)]
+    )
+    assert c.to_dict()["tracking"] == {"parent_run_id": "id-1"}
+    parent = tracker.runs[0]
+    assert parent["tags"]["poreml.kind"] == "campaign"
+    assert parent["params"]["config.name"] == c.config.name
+    c.tell(_results(c.ask(2)))
+    round_run, observe_run = tracker.runs[1:]
+    assert round_run["name"] == "round-001" and observe_run["name"] == "observe-001"
+    for run, kind in ((round_run, "campaign-round"), (observe_run, "campaign-observe")):
+        assert run["tags"]["poreml.kind"] == kind
+        assert run["tags"]["mlflow.parentRunId"] == "id-1"
+        assert {"pareto.png", "hypervolume.png", "state.json"} <= set(run["files"])
+    assert "proposals.csv" in round_run["files"] and "results.csv" in observe_run["files"]
+    assert round_run["params"]["strategy"] == "sobol"
+    assert observe_run["params"] == {"new": 2, "updated": 0, "outside": 0}
+    # a campaign opened later logs under the same parent
+    again = Campaign.load(tmp_path / "c", listeners=[CampaignRuns(tracker)])
+    again.ask(1)
+    assert tracker.runs[-1]["tags"]["mlflow.parentRunId"] == "id-1"
+
+
+def test_tracking_failures_only_warn(tmp_path: Path) -> None:
+    listener = CampaignRuns(Broken())
+    with pytest.warns(RuntimeWarning, match="campaign tracking failed"):
+        c = Campaign.create(tmp_path / "c", CONFIG, listeners=[listener])
+    assert c.to_dict()["tracking"] == {"parent_run_id": None}
+    with pytest.warns(RuntimeWarning, match="round tracking failed"):
+        batch = c.ask(2)
+    with pytest.warns(RuntimeWarning, match="observe tracking failed"):
+        summary = c.tell(_results(batch))
+    assert summary.new == tuple(batch["candidate_id"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert Campaign.load(tmp_path / "c").n_observations == 2
+
+
+def test_config_params_are_flat_and_readable() -> None:
+    params = config_params(CampaignConfig.from_toml(CONFIG))
+    assert all(not isinstance(v, dict | list) for v in params.values())
+    assert "(ref " in params["objectives"]
