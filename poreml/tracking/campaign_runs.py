@@ -27,7 +27,8 @@ from poreml.optimize.events import CampaignView
 from poreml.optimize.report import hypervolume_figure, pareto_figure
 from poreml.optimize.results import TellSummary
 from poreml.optimize.state import RoundRecord, TellRecord
-from poreml.tracking.base import Tracker, flatten_params
+from poreml.tracker import Tracker
+from poreml.tracking.base import flatten_params
 
 if TYPE_CHECKING:
     from poreml.optimize.models import CampaignModel
