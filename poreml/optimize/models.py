@@ -46,12 +46,19 @@ from botorch.fit import fit_gpytorch_mll
 from botorch.models import SingleTaskGP
 from botorch.models.model import Model, ModelList
 from botorch.models.transforms.outcome import Standardize
+from botorch.posteriors import GPyTorchPosterior
+from gpytorch.distributions import MultivariateNormal
 from gpytorch.mlls import ExactMarginalLogLikelihood
 from torch import Tensor
 
 from poreml.data.schema import DESIGN_COLUMNS
 from poreml.design.search_space import SearchSpace
 from poreml.exceptions import OptimizationError
+from poreml.surrogates.base import TARGETS
+from poreml.surrogates.botorch_adapter import SurrogateModel, UnbatchedModel
+from poreml.surrogates.registry import make
+from poreml.virtual_lab.params import lab_params
+from poreml.virtual_lab.physics import simulate
 
 __all__ = [
     "FEASIBLE_OUTPUT",
@@ -81,7 +88,7 @@ MIN_ROWS = 2
 """Fewest measured rows an outcome needs to be modelled."""
 
 
-class OneHotInputModel(Model):
+class OneHotInputModel(UnbatchedModel):
     """A single-output BoTorch GP on one-hot encoded categories.
 
     The campaign's encoded tensor holds each categorical column as an integer code (see
@@ -114,16 +121,6 @@ class OneHotInputModel(Model):
             parts.append(torch.nn.functional.one_hot(codes, k).to(X))
         return torch.cat(parts, dim=-1)
 
-    @property
-    def num_outputs(self) -> int:
-        """One output."""
-        return 1
-
-    @property
-    def batch_shape(self) -> torch.Size:
-        """Not batched."""
-        return torch.Size([])
-
     def posterior(
         self,
         X: Tensor,
@@ -140,7 +137,7 @@ class OneHotInputModel(Model):
         )
 
 
-class PhysicsPriorFeasibilityModel(Model):
+class PhysicsPriorFeasibilityModel(UnbatchedModel):
     """Probability of a successful synthesis: a physics prior plus a learned GP correction.
 
     Posterior mean ``prior(x) + r(x)``. The prior is the virtual lab's route windows (spec
@@ -177,7 +174,6 @@ class PhysicsPriorFeasibilityModel(Model):
     def prior(self, X: Tensor) -> Tensor:
         """Prior success probability of encoded points ``(..., d)`` → ``(...)``
         (differentiable in the continuous columns)."""
-        from poreml.virtual_lab.physics import simulate
 
         design = self.decode(X)
         route = design["route"].detach().long()
@@ -193,16 +189,6 @@ class PhysicsPriorFeasibilityModel(Model):
         )
         return torch.exp(-excess / self.tau)
 
-    @property
-    def num_outputs(self) -> int:
-        """One output."""
-        return 1
-
-    @property
-    def batch_shape(self) -> torch.Size:
-        """Not batched."""
-        return torch.Size([])
-
     def posterior(
         self,
         X: Tensor,
@@ -212,8 +198,6 @@ class PhysicsPriorFeasibilityModel(Model):
         **kwargs: Any,
     ) -> Any:
         """Posterior at ``X`` (``b x q x d``): the residual GP's, shifted by the prior."""
-        from botorch.posteriors import GPyTorchPosterior
-        from gpytorch.distributions import MultivariateNormal
 
         assert self.residual is not None, "fit the residual GP first"
         post = self.residual.posterior(X, observation_noise=observation_noise)
@@ -365,17 +349,12 @@ def fit_campaign_model(
     if surrogate == NATIVE_SURROGATE:
         supported: list[str] = []
     else:
-        from poreml.surrogates.base import TARGETS
-
         supported = [o for o in outcomes if o in TARGETS]
     native = [o for o in outcomes if o not in supported]
     models: list[Model] = []
     order: list[str] = []
     sources: dict[str, str] = {}
     if supported:
-        from poreml.surrogates.botorch_adapter import SurrogateModel
-        from poreml.surrogates.registry import make
-
         params = {"targets": supported, "random_state": int(seed), **(surrogate_params or {})}
         sur = make(surrogate, **params)
         y = train[supported].apply(pd.to_numeric, errors="coerce")
@@ -400,8 +379,6 @@ def fit_campaign_model(
     labels = made[in_space_all].astype(float)
     Xf = space.to_tensor(observations.loc[in_space_all]) if in_space_all.any() else None
     if feasibility_prior == "physics" and Xf is not None and labels.size >= MIN_ROWS:
-        from poreml.virtual_lab.params import lab_params
-
         feas = PhysicsPriorFeasibilityModel(None, decode, lab_params())
         with torch.no_grad():
             resid = torch.as_tensor(labels, dtype=torch.double) - feas.prior(Xf)

@@ -42,13 +42,32 @@ from poreml.exceptions import ConfigError
 from poreml.surrogates.base import Surrogate
 from poreml.surrogates.scaling import TARGET_TRANSFORMS, TargetScaler
 
-__all__ = ["Decode", "SurrogateModel"]
+__all__ = ["Decode", "SurrogateModel", "UnbatchedModel"]
 
 Decode = Callable[[Tensor], Mapping[str, Tensor]]
 """Maps ``X`` (``b × q × d``) to design tensors (``b × q``) in physical units."""
 
 
-class SurrogateModel(Model):
+class UnbatchedModel(Model):
+    """Base of the project's BoTorch models: no batch dimensions, ``_num_outputs`` outputs.
+
+    Subclasses set ``_num_outputs`` (default 1) and implement ``posterior``.
+    """
+
+    _num_outputs: int = 1
+
+    @property
+    def num_outputs(self) -> int:
+        """Number of outputs."""
+        return self._num_outputs
+
+    @property
+    def batch_shape(self) -> torch.Size:
+        """The model is not batched: ``torch.Size([])``."""
+        return torch.Size([])
+
+
+class SurrogateModel(UnbatchedModel):
     """A fitted poreml surrogate as a BoTorch ``Model`` over chosen outcomes.
 
     Args:
@@ -83,16 +102,6 @@ class SurrogateModel(Model):
         self.differentiable = bool(surrogate.differentiable)
         self._indices = [surrogate.targets_.index(o) for o in chosen]
         self._num_outputs = len(chosen)
-
-    @property
-    def num_outputs(self) -> int:
-        """Number of outcomes."""
-        return self._num_outputs
-
-    @property
-    def batch_shape(self) -> torch.Size:
-        """The model is not batched: ``torch.Size([])``."""
-        return torch.Size([])
 
     def posterior(
         self,
