@@ -127,7 +127,7 @@ def bench_real(
             "max": float(cycles.max()),
             "blank": int(cycles.isna().sum()),
         },
-        "references": result.n_groups,
+        "groups": result.n_groups,
         "targets": list(result.targets),
         "skipped": result.skipped,
         "seconds": round(seconds, 1),
@@ -270,7 +270,8 @@ def report(results: dict[str, Any], tables: dict[str, pd.DataFrame]) -> str:
     lines = [
         "# Surrogate benchmark",
         "",
-        f"Model under test: `{results['model']}`. Command: `{results['command']}`.",
+        f"Model under test: `{results['model']}`. Command: `{results['command']}`, run "
+        f"{results['date']}.",
         f"Machine: {results['machine']['cpu_count']} CPUs, torch {results['machine']['torch']} "
         f"({results['machine']['torch_threads']} threads), load average "
         f"{results['machine']['load_average_1m']} at the start; GPU: "
@@ -288,7 +289,7 @@ def report(results: dict[str, Any], tables: dict[str, pd.DataFrame]) -> str:
         lines += [
             "## Real data: grouped 5-fold CV by material (material_id)",
             "",
-            f"{r['rows']} rows, {r['references']} references; targets scored: "
+            f"{r['rows']} rows in {r['groups']} material groups; targets scored: "
             f"{', '.join(r['targets'])}; skipped: "
             + ("; ".join(f"{k} ({v})" for k, v in r["skipped"].items()) or "none")
             + ". Features: the `design` set; most design cells are blank in the literature "
@@ -384,7 +385,8 @@ def main(argv: list[str] | None = None) -> int:
     parts = set(args.only or ("real", "virtual_lab", "gp_speed", "ensemble"))
     results: dict[str, Any] = {
         "model": args.model,
-        "command": "python experiments/bench_surrogates.py " + " ".join(argv or sys.argv[1:]),
+        "command": ("python experiments/bench_surrogates.py " + " ".join(argv or sys.argv[1:])).strip(),
+        "date": time.strftime("%Y-%m-%d"),
         "machine": machine(),
     }
     tables: dict[str, pd.DataFrame] = {}
