@@ -385,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     parts = set(args.only or ("real", "virtual_lab", "gp_speed", "ensemble"))
     results: dict[str, Any] = {
         "model": args.model,
-        "command": ("python experiments/bench_surrogates.py " + " ".join(argv or sys.argv[1:])).strip(),
+        "command": " ".join(["python experiments/bench_surrogates.py", *(argv or sys.argv[1:])]),
         "date": time.strftime("%Y-%m-%d"),
         "machine": machine(),
     }
