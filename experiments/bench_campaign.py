@@ -277,20 +277,31 @@ def run_optuna(task: str, seed: int, budget: int, sampler_name: str) -> dict:
         elif isinstance(p, CategoricalParameter) and len(p.values) > 1:
             dists[p.name] = optuna.distributions.CategoricalDistribution(list(p.values))
     fixed = space.fixed_values
+    # GPSampler has no batch mode: four asks before a tell return four near-identical points, so
+    # it gets its results one at a time (more information than the batch strategies get).
+    # TPE (constant liar) and NSGA-II (a population) propose batches of their own.
+    per_ask = 1 if sampler_name == "optuna-gp" else BATCH
     designs: list[pd.DataFrame] = []
     k = 0
     while sum(len(d) for d in designs) < budget:
         k += 1
-        trials = [study.ask(dists) for _ in range(BATCH)]
+        trials = [study.ask(dists) for _ in range(per_ask)]
         rows = [{**fixed, **t.params} for t in trials]
         batch = pd.DataFrame(rows)[list(_design_columns())]
         batch.insert(0, "candidate_id", [f"T{t.number:04d}" for t in trials])
         res = lab.measure(batch, seed=_noise_seed(seed, k))
         slack = space.evaluate_constraints(space.to_tensor(batch))  # (4, c), >= 0 is feasible
-        param_violation = (-slack.min(dim=-1).values).tolist() if slack.shape[-1] else [0.0] * 4
+        param_violation = (
+            (-slack.min(dim=-1).values).tolist() if slack.shape[-1] else [0.0] * len(trials)
+        )
         for i, (t, (_, r)) in enumerate(zip(trials, res.iterrows(), strict=True)):
-            # Optuna: constraint values <= 0 are satisfied
-            cons = [float(-c.margin(r[c.name])) for c in cfg.outcome_constraints]
+            # Optuna: constraint values <= 0 are satisfied. Each is relative to its bound, so
+            # no constraint dominates the total violation that TPE and NSGA-II rank by (a
+            # capacity shortfall in mAh/g would otherwise swamp an ICE shortfall in %).
+            cons = [
+                float(-c.margin(r[c.name]) / max(abs(c.bound), 1.0))
+                for c in cfg.outcome_constraints
+            ]
             cons.append(float(param_violation[i]))
             cons.append(0.0 if bool(r["feasible"]) else 1.0)
             t.set_user_attr("constraints", cons)
