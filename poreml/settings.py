@@ -5,6 +5,7 @@ Embedded defaults need no server: MLflow and Optuna on SQLite files under ``PORE
 
     POREML_TRACKING_URI=http://mlflow.lab:5000
     POREML_OPTUNA_STORAGE=postgresql+psycopg://user@db.lab/optuna
+    POREML_CAMPAIGN_STORAGE=postgresql+psycopg://user@db.lab/poreml_campaigns
 
 Settings are read when :func:`get_settings` is called, never at import time.
 """
@@ -32,6 +33,11 @@ class Settings(BaseSettings):
     optuna_storage: str | None = Field(
         None,
         description="Optuna storage URL (any SQLAlchemy URL); default sqlite:///<home>/optuna.db",
+    )
+    campaign_storage: str | None = Field(
+        None,
+        description="database of `poreml campaign` commands (any SQLAlchemy URL); unset = "
+        "campaign folders",
     )
     device: str = Field("auto", description="torch device for training: auto, cpu or cuda")
     model_uri: str | None = Field(

@@ -12,6 +12,12 @@ Commands (CONTRACT.md §2):
 * ``run DIR --oracle virtual-lab --rounds N [--scenario NAME] [--seed N]``: closed loop
   against the virtual lab, with a progress bar.
 
+Where the campaign lives: without storage the first argument is the campaign's folder; with
+``--storage URL`` (default: ``POREML_CAMPAIGN_STORAGE``; any SQLAlchemy URL) it is the campaign's
+name in that database (:class:`~poreml.optimize.sql_store.SqlStore`), and every command behaves
+and prints as with a folder. A database campaign writes its plots and round tables only where
+``--reports DIR`` says.
+
 Rounds are logged to MLflow (``POREML_TRACKING_URI``, default the SQLite store under
 ``POREML_HOME``) unless ``--no-tracking`` is given; tracking is a side channel and never stops a
 command. Bad input raises :class:`~poreml.exceptions.PoremlError` subclasses, which
@@ -36,6 +42,7 @@ if TYPE_CHECKING:
 
     from poreml.optimize.campaign import Campaign
     from poreml.optimize.events import CampaignListener
+    from poreml.optimize.store import CampaignStore
 
 app = typer.Typer(
     help="Multi-objective Bayesian-optimisation campaigns (ask / tell, closed loop).",
@@ -45,7 +52,18 @@ app = typer.Typer(
 ORACLES: tuple[str, ...] = ("virtual-lab",)
 """Oracles ``poreml campaign run`` can measure with."""
 
-_DIR_HELP = "Campaign directory (made by `poreml campaign init`)."
+_DIR_HELP = (
+    "Campaign directory (made by `poreml campaign init`), or with --storage the campaign's name."
+)
+_STORAGE_HELP = (
+    "Database holding campaigns by name (any SQLAlchemy URL, e.g. "
+    "postgresql+psycopg://USER:PASSWORD@HOST:5432/DB or sqlite:///PATH); default "
+    "POREML_CAMPAIGN_STORAGE; unset = the first argument is a folder."
+)
+_REPORTS_HELP = (
+    "With --storage: folder for the plots and round tables (default: none are written). A "
+    "campaign folder keeps them in DIR/reports and DIR/rounds."
+)
 _TRACKING_HELP = "Do not log to MLflow (tracking is a side channel; the campaign is unaffected)."
 _LOCK_HELP = "Seconds to wait for another poreml command working on the same campaign."
 
@@ -60,10 +78,46 @@ def _listeners(no_tracking: bool) -> list[CampaignListener]:
     return [CampaignRuns(MlflowTracker(CAMPAIGN_EXPERIMENT))]
 
 
-def _load(directory: Path, no_tracking: bool, lock_timeout: float) -> Campaign:
+def _store(
+    target: Path, storage: str | None, reports: Path | None, lock_timeout: float
+) -> CampaignStore:
+    """The campaign folder ``target``, or the campaign named ``target`` in the storage database.
+
+    Raises:
+        ConfigError: ``--reports`` without a storage database.
+        CampaignError: a storage URL that cannot be parsed or a bad campaign name.
+    """
+    from poreml.settings import get_settings
+
+    url = storage or get_settings().campaign_storage
+    if not url:
+        if reports is not None:
+            raise ConfigError(
+                f"--reports {reports}: a campaign folder keeps its plots in {target / 'reports'}; "
+                "--reports applies to campaigns in a database. Fix: drop --reports, or add "
+                "--storage URL (or set POREML_CAMPAIGN_STORAGE)."
+            )
+        from poreml.optimize.store import FolderStore
+
+        return FolderStore(target, lock_timeout=lock_timeout)
+    from poreml.optimize.sql_store import SqlStore
+
+    return SqlStore(url, str(target), reports=reports, lock_timeout=lock_timeout)
+
+
+def _storage_hint(storage: str | None) -> str:
+    """`` --storage URL`` (password hidden) for printed next steps when the flag was given."""
+    if not storage:
+        return ""
+    from poreml.optimize.sql_store import safe_url
+
+    return f" --storage {safe_url(storage)}"
+
+
+def _load(store: CampaignStore, no_tracking: bool) -> Campaign:
     from poreml.optimize.campaign import Campaign
 
-    return Campaign.load(directory, listeners=_listeners(no_tracking), lock_timeout=lock_timeout)
+    return Campaign.load(store, listeners=_listeners(no_tracking))
 
 
 @app.command("init")
@@ -85,6 +139,8 @@ def init_cmd(
         False, "--fast", help="Small acquisition settings (quick looks and tests)."
     ),
     no_tracking: bool = typer.Option(False, "--no-tracking", help=_TRACKING_HELP),
+    storage: str | None = typer.Option(None, "--storage", help=_STORAGE_HELP),
+    reports: Path | None = typer.Option(None, "--reports", help=_REPORTS_HELP),
     lock_timeout: float = typer.Option(60.0, "--lock-timeout", min=0.0, help=_LOCK_HELP),
 ) -> None:
     """Create a campaign in DIR from FILE.toml (refuses to overwrite an existing campaign)."""
@@ -104,18 +160,17 @@ def init_cmd(
     if changes:
         settings = settings.replace(**changes)
     campaign = Campaign.create(
-        directory,
+        _store(directory, storage, reports, lock_timeout),
         config,
         settings=settings,
         listeners=_listeners(no_tracking),
-        lock_timeout=lock_timeout,
     )
     cfg = campaign.config
     objectives = ", ".join(f"{o.direction} {o.name}" for o in cfg.objectives)
     typer.echo(
         f"{directory}: campaign {cfg.name!r} created ({objectives}; batch {cfg.batch_size}, "
         f"{cfg.initial_points} space-filling points first). Next: poreml campaign suggest "
-        f"{directory} --batch {cfg.batch_size}"
+        f"{directory} --batch {cfg.batch_size}{_storage_hint(storage)}"
     )
 
 
@@ -129,12 +184,14 @@ def suggest_cmd(
         None, "--out", "-o", help="Write the CSV here instead of printing it."
     ),
     no_tracking: bool = typer.Option(False, "--no-tracking", help=_TRACKING_HELP),
+    storage: str | None = typer.Option(None, "--storage", help=_STORAGE_HELP),
+    reports: Path | None = typer.Option(None, "--reports", help=_REPORTS_HELP),
     lock_timeout: float = typer.Option(60.0, "--lock-timeout", min=0.0, help=_LOCK_HELP),
 ) -> None:
     """Propose candidates and record them as pending; prints (or writes) them as CSV."""
     from poreml.data.io import write_csv
 
-    campaign = _load(directory, no_tracking, lock_timeout)
+    campaign = _load(_store(directory, storage, reports, lock_timeout), no_tracking)
     proposals = campaign.ask(batch)
     if out is None:
         typer.echo(proposals.to_csv(index=False, lineterminator="\n"), nl=False)
@@ -144,6 +201,7 @@ def suggest_cmd(
     typer.echo(
         f"{out}: {len(proposals)} candidates ({strategy}) recorded as pending in {directory}; "
         f"measure them, then run: poreml campaign observe {directory} RESULTS.csv"
+        f"{_storage_hint(storage)}"
     )
 
 
@@ -156,13 +214,15 @@ def observe_cmd(
         "measured; unknown ids need every design column (outside data).",
     ),
     no_tracking: bool = typer.Option(False, "--no-tracking", help=_TRACKING_HELP),
+    storage: str | None = typer.Option(None, "--storage", help=_STORAGE_HELP),
+    reports: Path | None = typer.Option(None, "--reports", help=_REPORTS_HELP),
     lock_timeout: float = typer.Option(60.0, "--lock-timeout", min=0.0, help=_LOCK_HELP),
 ) -> None:
     """Record measured results; re-sending identical results changes nothing."""
     from poreml.data.io import read_csv
 
     frame = read_csv(results)
-    campaign = _load(directory, no_tracking, lock_timeout)
+    campaign = _load(_store(directory, storage, reports, lock_timeout), no_tracking)
     summary = campaign.tell(frame, source=str(results))
     if not summary.changed:
         typer.echo(f"{results}: nothing new ({len(summary.unchanged)} rows already recorded).")
@@ -179,10 +239,11 @@ def observe_cmd(
 def status_cmd(
     directory: Path = typer.Argument(..., help=_DIR_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    storage: str | None = typer.Option(None, "--storage", help=_STORAGE_HELP),
     lock_timeout: float = typer.Option(60.0, "--lock-timeout", min=0.0, help=_LOCK_HELP),
 ) -> None:
     """Observations, pending candidates, hypervolume and the observed Pareto front."""
-    campaign = _load(directory, True, lock_timeout)
+    campaign = _load(_store(directory, storage, None, lock_timeout), True)
     status = campaign.status()
     if as_json:
         typer.echo(json.dumps(status, allow_nan=False))
@@ -204,12 +265,13 @@ def status_cmd(
 def export_cmd(
     directory: Path = typer.Argument(..., help=_DIR_HELP),
     out: Path = typer.Option(..., "--out", "-o", help="CSV file to write."),
+    storage: str | None = typer.Option(None, "--storage", help=_STORAGE_HELP),
     lock_timeout: float = typer.Option(60.0, "--lock-timeout", min=0.0, help=_LOCK_HELP),
 ) -> None:
     """Write every observation: candidate_id, design columns, measured columns, feasible."""
     from poreml.data.io import write_csv
 
-    campaign = _load(directory, True, lock_timeout)
+    campaign = _load(_store(directory, storage, None, lock_timeout), True)
     table = campaign.export()
     write_csv(table, out)
     typer.echo(f"{out}: {len(table)} observations exported.")
@@ -233,6 +295,8 @@ def run_cmd(
         None, "--batch", "-n", min=1, max=1000, help="Candidates per round (default: config)."
     ),
     no_tracking: bool = typer.Option(False, "--no-tracking", help=_TRACKING_HELP),
+    storage: str | None = typer.Option(None, "--storage", help=_STORAGE_HELP),
+    reports: Path | None = typer.Option(None, "--reports", help=_REPORTS_HELP),
     lock_timeout: float = typer.Option(60.0, "--lock-timeout", min=0.0, help=_LOCK_HELP),
 ) -> None:
     """Closed loop against the virtual lab: ask a batch, measure it (noisy, seeded), tell."""
@@ -246,8 +310,9 @@ def run_cmd(
 
     from poreml.virtual_lab import VirtualLab
 
+    store = _store(directory, storage, reports, lock_timeout)
     lab = VirtualLab(scenario, instance_seed)
-    campaign = _load(directory, no_tracking, lock_timeout)
+    campaign = _load(store, no_tracking)
     console = Console()
 
     def measure(candidates: pd.DataFrame, k: int) -> pd.DataFrame:
@@ -279,7 +344,10 @@ def run_cmd(
         uri = get_settings().resolved_tracking_uri
         typer.echo(f"MLflow tracking URI: {uri} (experiment 'poreml-campaigns')")
         typer.echo("Browse the rounds with: poreml ui")
-    typer.echo(f"Plots: {directory / 'reports'}")
+    if store.reports_dir is not None:
+        typer.echo(f"Plots: {store.reports_dir}")
+    else:
+        typer.echo("Plots: none written (give --reports DIR to write them).")
 
 
 _SHORT = {

@@ -192,3 +192,124 @@ def test_errors_exit_with_code_2_and_a_message_through_the_console_script(tmp_pa
     assert proc.returncode == 2
     assert "no campaign here" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+# -- campaigns in a database (--storage URL) -------------------------------------------------------
+@pytest.fixture(autouse=True)
+def _no_campaign_storage_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Folder tests stay folder tests where the environment names a campaign database."""
+    monkeypatch.delenv("POREML_CAMPAIGN_STORAGE", raising=False)
+
+
+def _loop(target: str, tmp_path: Path, extra: list[str]) -> list[str]:
+    """init + two suggest / observe rounds; returns every printed message."""
+    printed = [_ok(["init", target, "--config", str(CONFIG), "--fast", "--no-tracking", *extra])]
+    for k in range(2):
+        proposals = tmp_path / f"round{k}.csv"
+        results = tmp_path / f"results{k}.csv"
+        printed.append(
+            _ok(
+                [
+                    "suggest",
+                    target,
+                    "--batch",
+                    "4",
+                    "--out",
+                    str(proposals),
+                    "--no-tracking",
+                    *extra,
+                ]
+            )
+        )
+        _lab(proposals, results, seed=k)
+        printed.append(_ok(["observe", target, str(results), "--no-tracking", *extra]))
+    return printed
+
+
+def test_a_campaign_in_a_database_behaves_and_prints_as_a_folder_campaign(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'campaigns.db'}"
+    folder = str(tmp_path / "camp")
+    on_disk = _loop(folder, tmp_path, [])
+    in_db = _loop("camp", tmp_path, ["--storage", url])
+    assert f"Next: poreml campaign suggest camp --batch 4 --storage {url}" in in_db[0]
+    assert [m.replace(f" --storage {url}", "") for m in in_db] == [
+        m.replace(folder, "camp") for m in on_disk
+    ]
+    folder_status = json.loads(_ok(["status", folder, "--json"]))
+    db_status = json.loads(_ok(["status", "camp", "--json", "--storage", url]))
+    assert folder_status.pop("directory") == folder
+    assert db_status.pop("directory") is None
+    assert db_status == folder_status
+    assert db_status["n_observations"] == 8
+    _ok(["export", folder, "--out", str(tmp_path / "folder.csv")])
+    _ok(["export", "camp", "--out", str(tmp_path / "db.csv"), "--storage", url])
+    assert (tmp_path / "folder.csv").read_text() == (tmp_path / "db.csv").read_text()
+    human = _ok(["status", "camp", "--storage", url])
+    assert "Pareto front" in human and "(camp)" in human
+    assert list(tmp_path.glob("*.db")) == [tmp_path / "campaigns.db"]
+
+
+def test_storage_defaults_to_the_environment_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'campaigns.db'}"
+    monkeypatch.setenv("POREML_CAMPAIGN_STORAGE", url)
+    _ok(["init", "td", "--config", str(CONFIG), "--fast", "--no-tracking"])
+    out = _ok(["suggest", "td", "--batch", "2", "--no-tracking"])
+    assert len(out.strip().splitlines()) == 3
+    assert not (tmp_path / "td").exists() and not Path("td").exists()
+    from poreml.optimize.sql_store import SqlStore
+
+    assert SqlStore(url, "td").load_state().pending[0].candidate_id == "C0001"
+
+
+def test_storage_refuses_an_existing_name_and_lists_the_names_for_an_unknown_one(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'campaigns.db'}"
+    _ok(["init", "td", "--config", str(CONFIG), "--fast", "--no-tracking", "--storage", url])
+    again = runner.invoke(app, ["init", "td", "--config", str(CONFIG), "--storage", url])
+    assert isinstance(again.exception, CampaignError)
+    assert "already exists" in str(again.exception)
+    unknown = runner.invoke(app, ["status", "tb", "--storage", url])
+    assert isinstance(unknown.exception, CampaignError)
+    assert "campaigns in this database: td" in str(unknown.exception)
+    assert "poreml campaign init tb" in str(unknown.exception)
+
+
+def test_storage_reports_go_where_reports_says_and_need_storage(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'campaigns.db'}"
+    plots = tmp_path / "plots"
+    _ok(["init", "td", "--config", str(CONFIG), "--fast", "--no-tracking", "--storage", url])
+    out = _ok(
+        [
+            "run",
+            "td",
+            "--oracle",
+            "virtual-lab",
+            "--rounds",
+            "1",
+            "--no-tracking",
+            "--storage",
+            url,
+            "--reports",
+            str(plots),
+        ]
+    )
+    assert f"Plots: {plots}" in out
+    assert (plots / "pareto.png").is_file() and list((plots / "rounds").glob("*.csv"))
+    folder = runner.invoke(app, ["status", str(tmp_path / "c"), "--json"])
+    assert isinstance(folder.exception, CampaignError)
+    no_storage = runner.invoke(
+        app, ["suggest", str(tmp_path / "c"), "--reports", str(plots), "--no-tracking"]
+    )
+    assert isinstance(no_storage.exception, ConfigError)
+    assert "--storage" in str(no_storage.exception)
+
+
+def test_unreachable_storage_names_the_url_without_its_password(tmp_path: Path) -> None:
+    url = "postgresql+psycopg://alice:s3cret@127.0.0.1:1/poreml"
+    result = runner.invoke(app, ["status", "td", "--storage", url])
+    assert isinstance(result.exception, CampaignError)
+    message = str(result.exception)
+    assert "alice:***@127.0.0.1:1/poreml" in message and "s3cret" not in message
