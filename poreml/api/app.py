@@ -14,7 +14,8 @@ app does no I/O.
 
 Interactive documentation works without internet access: ``/docs`` (Swagger UI) and ``/redoc``
 load their scripts, stylesheet and icon from :data:`DOCS_STATIC_URL`, served by the app itself
-from the files the ``fastapi-offline`` package ships, never from a CDN.
+from the files the ``fastapi-offline`` package ships, never from a CDN, and Swagger UI's online
+validator badge is off.
 """
 
 from __future__ import annotations
@@ -79,6 +80,8 @@ def create_app(settings: Settings | None = None, model: Any = None) -> FastAPI:
         description=_DESCRIPTION,
         lifespan=lifespan,
         static_url=DOCS_STATIC_URL,
+        # Swagger UI would otherwise fetch a validity badge from validator.swagger.io.
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.settings = settings
     app.state.model = injected
