@@ -357,11 +357,17 @@ def open_campaign(location: str, storage: str | None = None) -> Campaign:
         )
     if not storage:
         return Campaign.load(Path(location))
-    raise ConfigError(
-        f"--storage {redact_url(storage)}: database campaigns need --storage support, which "
-        f"this poreml does not have; export the campaign (`poreml campaign export`) into a "
-        f"campaign folder, or unset POREML_CAMPAIGN_STORAGE to read {location!r} as a folder"
-    )
+    try:
+        from poreml.optimize.sql_store import SqlStore
+    except ModuleNotFoundError as err:
+        if err.name != "poreml.optimize.sql_store":
+            raise
+        raise ConfigError(
+            f"--storage {redact_url(storage)}: database campaigns need --storage support, "
+            "which this poreml does not have; unset POREML_CAMPAIGN_STORAGE (and drop "
+            f"--storage) to read {location!r} as a campaign folder"
+        ) from None
+    return Campaign.load(SqlStore(storage, location))
 
 
 def redact_url(url: str) -> str:
