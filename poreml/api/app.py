@@ -7,8 +7,15 @@
     app = create_app()                          # settings from POREML_* variables
     app = create_app(settings, model=surrogate)  # tests: inject a fitted surrogate
 
-The model is loaded once, when the application starts (its lifespan), unless one is injected.
-Creating the app does no I/O. Interactive documentation is served at ``/docs``.
+The model is loaded once, when the application starts (its lifespan), unless one is injected;
+a ``models:/NAME@ALIAS`` URI is resolved to the version the alias names at that moment, so the
+server reports (and keeps serving) that version even when the alias moves later. Creating the
+app does no I/O.
+
+Interactive documentation works without internet access: ``/docs`` (Swagger UI) and ``/redoc``
+load their scripts, stylesheet and icon from :data:`DOCS_STATIC_URL`, served by the app itself
+from the files the ``fastapi-offline`` package ships, never from a CDN, and Swagger UI's online
+validator badge is off.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from poreml import __version__
@@ -26,8 +34,12 @@ from poreml.api.routes import health_router, v1_router
 from poreml.api.security import BearerTokenMiddleware, BodySizeLimitMiddleware
 from poreml.api.service import ServedModel, load_model, served_model
 from poreml.settings import Settings, get_settings
+from poreml.tracking.registry import resolve_model_uri
 
-__all__ = ["create_app"]
+__all__ = ["DOCS_STATIC_URL", "create_app"]
+
+DOCS_STATIC_URL = "/docs-static"
+"""Where the app serves the Swagger UI and ReDoc assets (open like ``/docs``, no token)."""
 
 _DESCRIPTION = """
 Predictions and screening of porous Si–C anode particle designs (CONTRACT.md §4).
@@ -57,14 +69,19 @@ def create_app(settings: Settings | None = None, model: Any = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if getattr(app.state, "model", None) is None:
-            app.state.model = await run_in_threadpool(load_model, settings)
+            app.state.model = await run_in_threadpool(_load_pinned_model, settings)
         yield
 
-    app = FastAPI(
+    # FastAPIOffline builds a FastAPI app whose /docs and /redoc pages reference the assets it
+    # mounts at static_url (the CDN defaults are switched off).
+    app = FastAPIOffline(
         title="poreml API",
         version=__version__,
         description=_DESCRIPTION,
         lifespan=lifespan,
+        static_url=DOCS_STATIC_URL,
+        # Swagger UI would otherwise fetch a validity badge from validator.swagger.io.
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.settings = settings
     app.state.model = injected
@@ -76,3 +93,11 @@ def create_app(settings: Settings | None = None, model: Any = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(v1_router(require_token=bool(settings.api_token)))
     return app
+
+
+def _load_pinned_model(settings: Settings) -> ServedModel:
+    """:func:`~poreml.api.service.load_model` with an alias URI pinned to its current version."""
+    if settings.model_uri:
+        pinned = resolve_model_uri(settings.model_uri, settings.resolved_tracking_uri)
+        settings = settings.model_copy(update={"model_uri": pinned})
+    return load_model(settings)

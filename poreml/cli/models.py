@@ -1,8 +1,8 @@
 """``poreml train | evaluate | predict | ui``: surrogate models on the command line.
 
-* ``train``: fit a surrogate on virtual-lab or CSV data (optionally tuned with Optuna), score it
-  on held-out data, save the model folder (with ``metadata.json`` and ``MODEL_CARD.md``), log the
-  run to MLflow and register / promote it;
+* ``train``: fit a surrogate on virtual-lab data, a CSV file or a campaign's own observations
+  (optionally tuned with Optuna), score it on held-out data, save the model folder (with
+  ``metadata.json`` and ``MODEL_CARD.md``), log the run to MLflow and register / promote it;
 * ``evaluate``: grouped CV on real data against the ``mean`` and ``ridge`` baselines and
   virtual-lab learning curves; tables (CSV + markdown) and plots, logged to MLflow;
 * ``predict``: predictions with 90 % intervals and the domain flag for a CSV of designs;
@@ -15,6 +15,19 @@ code 2. Heavy imports happen inside the commands so ``poreml --help`` stays fast
 The shipped champion is rebuilt with::
 
     poreml train --model gp --data virtual-lab --n 256 --seed 0 --out models/champion
+
+Learning from a campaign (``--data campaign:DIR``, or ``campaign:NAME`` with ``--storage URL``).
+The rows are the campaign's observations with at least one measured target; failed syntheses
+(``feasible = false``) count as the campaign counts them (its ``use_failed_measurements``
+setting: by default their measurements train the outcome models). The held-out set is the
+newest proposal rounds, taken newest first until they hold at least
+:data:`CAMPAIGN_HOLDOUT_FRACTION` of the rows: the model is judged on the batch that came after
+what it learned from, as it will be used. The split follows from the campaign's rounds alone
+(no random draw), so the same campaign state always gives the same split. The model is fitted
+on the other rows only, so its held-out score is that of the registered model. ``@champion``
+moves only when the new version beats the current champion re-scored on the same held-out
+rows. The metadata records the training rows' count and the sha256 of their canonical CSV
+(``candidate_id``, design columns, measured columns, ``feasible``, in the campaign's order).
 """
 
 from __future__ import annotations
@@ -37,6 +50,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from rich.progress import Progress
 
+    from poreml.optimize.campaign import Campaign
     from poreml.surrogates.base import Surrogate
     from poreml.tracker import Tracker
     from poreml.tracking.artifacts import ModelArtifact, ModelMetadata
@@ -46,6 +60,19 @@ if TYPE_CHECKING:
 VIRTUAL_LAB = "virtual-lab"
 """``--data`` value selecting virtual-lab training data (recorded as ``training.data``, the
 value :data:`poreml.tracking.artifacts.VIRTUAL_LAB` names)."""
+
+CAMPAIGN_PREFIX = "campaign:"
+"""``--data`` prefix selecting a campaign's observations (``campaign:DIR`` or, with
+``--storage``, ``campaign:NAME``)."""
+
+CAMPAIGN_HOLDOUT_FRACTION = 0.2
+"""Least share of a campaign's usable rows held out (newest rounds first, whole rounds)."""
+
+MIN_CAMPAIGN_TRAIN_ROWS = 4
+"""Fewest campaign rows left to train on after the held-out rounds."""
+
+MIN_CAMPAIGN_HELDOUT_ROWS = 2
+"""Fewest held-out rows (the standardised NLL needs a spread of at least two values)."""
 
 HELDOUT_SEED = 10_000
 """Seed of the virtual-lab held-out designs (fixed, so held-out scores are comparable)."""
@@ -154,10 +181,20 @@ class _TrainOptions:
     param: tuple[str, ...]
     out: Path
     n_test: int
+    storage: str | None = None
+
+    @property
+    def campaign(self) -> str | None:
+        """The campaign folder or name of ``--data campaign:…``, else None."""
+        if not self.data.startswith(CAMPAIGN_PREFIX):
+            return None
+        return self.data.removeprefix(CAMPAIGN_PREFIX)
 
     def rebuild_command(self) -> str:
         """The ``poreml train`` command line that rebuilds the model folder."""
-        parts = ["poreml train", f"--model {self.model}", f"--data {self.data}"]
+        parts = ["poreml train", f"--model {self.model}", f"--data {shlex.quote(self.data)}"]
+        if self.campaign is not None and self.storage:
+            parts.append(f"--storage {shlex.quote(redact_url(self.storage))}")
         if self.data == VIRTUAL_LAB:
             parts.append(f"--n {self.n}")
             if self.scenario != "baseline":
@@ -187,11 +224,19 @@ class _Data:
     heldout_X: pd.DataFrame | None = None
     heldout_y: pd.DataFrame | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    heldout_frame: pd.DataFrame | None = None
+    """Held-out rows with every column (scoring another model that needs other inputs)."""
+    heldout_noisy: bool = False
+    """Whether held-out targets are measurements (intervals then cover a new measurement)."""
+    about: str | None = None
+    """The source in words, when :attr:`description` cannot derive it."""
 
     @property
     def description(self) -> str:
         """The source in words (model card and metadata)."""
         s = self.source
+        if self.about is not None:
+            return self.about
         if s.get("data") != VIRTUAL_LAB:
             return f"CSV {s['data']} ({s.get('rows')} rows)"
         inst = (
@@ -240,6 +285,8 @@ def _load_training_data(opts: _TrainOptions) -> _Data:
         )
     inputs = list(FEATURE_SETS[opts.feature_set])
     targets = [t for t in TARGETS if t not in inputs]
+    if opts.campaign is not None:
+        return _campaign_data(opts, inputs, targets)
     if opts.data == VIRTUAL_LAB:
         from poreml.virtual_lab import VirtualLab
 
@@ -293,6 +340,160 @@ def _load_training_data(opts: _TrainOptions) -> _Data:
     )
 
 
+def open_campaign(location: str, storage: str | None = None) -> Campaign:
+    """Open a campaign to read it: the folder ``location``, or the campaign named ``location``
+    in the database ``storage`` (an SQLAlchemy URL).
+
+    Raises:
+        CampaignError: no campaign there, or an unreadable state.
+        ConfigError: an empty location, or a database this poreml cannot open.
+    """
+    from poreml.optimize.campaign import Campaign
+
+    if not location.strip():
+        raise ConfigError(
+            f"--data {CAMPAIGN_PREFIX}: expected a campaign after the colon, e.g. "
+            f"--data {CAMPAIGN_PREFIX}campaigns/demo (a folder made by `poreml campaign init`)"
+        )
+    if not storage:
+        return Campaign.load(Path(location))
+    try:
+        from poreml.optimize.sql_store import SqlStore
+    except ModuleNotFoundError as err:
+        if err.name != "poreml.optimize.sql_store":
+            raise
+        raise ConfigError(
+            f"--storage {redact_url(storage)}: database campaigns need --storage support, "
+            "which this poreml does not have; unset POREML_CAMPAIGN_STORAGE (and drop "
+            f"--storage) to read {location!r} as a campaign folder"
+        ) from None
+    return Campaign.load(SqlStore(storage, location))
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (for metadata, messages, commands)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    auth, at, host = rest.rpartition("@")
+    if not at or ":" not in auth:
+        return url
+    user = auth.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"
+
+
+def campaign_holdout(observations: pd.DataFrame, fraction: float) -> pd.Series:
+    """The held-out rows of a campaign: its newest proposal rounds, taken newest first until
+    they hold at least ``fraction`` of the rows (at least one round; outside data, which has no
+    round, always trains).
+
+    Args:
+        observations: campaign observations with a ``round`` column (<NA> for outside data).
+        fraction: least share of rows to hold out, in (0, 1).
+
+    Returns:
+        Boolean mask aligned with ``observations``.
+    """
+    import pandas as pd
+
+    rounds = observations["round"]
+    held = pd.Series(False, index=observations.index)
+    need = fraction * len(observations)
+    for k in sorted(rounds.dropna().unique(), reverse=True):
+        held |= (rounds == k).fillna(False).astype(bool)
+        if held.sum() >= need:
+            break
+    return held
+
+
+def _campaign_data(opts: _TrainOptions, inputs: list[str], targets: list[str]) -> _Data:
+    """A campaign's usable observations, split into training rows and the newest rounds."""
+    from poreml.data.schema import DESIGN_COLUMNS
+    from poreml.optimize.state import RESULT_COLUMNS
+    from poreml.surrogates.splits import random_groups
+
+    location = str(opts.campaign)
+    campaign = open_campaign(location, opts.storage)
+    where = f"campaign {location}" + (f" in {redact_url(opts.storage)}" if opts.storage else "")
+    obs = campaign.observations
+    use_failed = bool(campaign.settings.use_failed_measurements)
+    made = obs["feasible"].map(lambda v: v is not False).astype(bool)
+    usable = obs.loc[(made | use_failed) & obs[targets].notna().any(axis=1)]
+    held = campaign_holdout(usable, CAMPAIGN_HOLDOUT_FRACTION)
+    train, test = usable.loc[~held], usable.loc[held]
+    if len(train) < MIN_CAMPAIGN_TRAIN_ROWS or len(test) < MIN_CAMPAIGN_HELDOUT_ROWS:
+        raise ConfigError(
+            f"{where}: {len(usable)} observations with a measured target "
+            f"({len(obs)} in all) in {usable['round'].nunique()} rounds; training holds out the "
+            f"newest round(s) (at least {CAMPAIGN_HOLDOUT_FRACTION:.0%} of the rows, at least "
+            f"{MIN_CAMPAIGN_HELDOUT_ROWS}) and needs at least {MIN_CAMPAIGN_TRAIN_ROWS} rows "
+            f"besides (got {len(train)} to train on, {len(test)} held out). Fix: measure more "
+            "rounds (`poreml campaign suggest` / `observe`, or `poreml campaign run`)"
+        )
+    columns = ["candidate_id", *DESIGN_COLUMNS, *RESULT_COLUMNS]
+    frame = train[columns].reset_index(drop=True)
+    test = test.reset_index(drop=True)
+    held_rounds = sorted(int(k) for k in test["round"].dropna().unique())
+    failed = int((~made.loc[train.index]).sum())
+    outside = int(train["round"].isna().sum())
+    learned = f"{len(frame)} observations of the rounds before {held_rounds[0]}" + (
+        f" ({outside} of them outside data)" if outside else ""
+    )
+    return _Data(
+        frame=frame,
+        X=frame[inputs],
+        y=frame[targets].astype("float64"),
+        groups=random_groups(len(frame), min(10, len(frame)), opts.seed),
+        source={
+            "data": CAMPAIGN_PREFIX + location,
+            "campaign": campaign.config.name,
+            **({"storage": redact_url(opts.storage)} if opts.storage else {}),
+            "rows": len(frame),
+            "heldout_rounds": held_rounds,
+            "use_failed_measurements": use_failed,
+        },
+        heldout=(
+            f"{where}: the newest round(s) {', '.join(map(str, held_rounds))} "
+            f"({len(test)} rows), measured"
+        ),
+        heldout_X=test[inputs],
+        heldout_y=test[targets].astype("float64"),
+        heldout_frame=test,
+        heldout_noisy=True,
+        about=(
+            f"campaign {campaign.config.name!r} ({where}): {learned}; {failed} failed "
+            f"syntheses among them (the campaign trains its outcome models on "
+            f"{'every measurement' if use_failed else 'successful syntheses only'})"
+        ),
+    )
+
+
+def _champion_score(
+    tracker: MlflowTracker, version: str, ds: _Data, targets: list[str], metric: str
+) -> float | None:
+    """``metric`` of registered version ``version`` on the held-out rows of ``ds`` and the
+    new model's ``targets``; None when it does not predict all of them (not comparable)."""
+    from poreml.surrogates.evaluation import heldout_metrics
+    from poreml.surrogates.metrics import summarise
+    from poreml.tracking.artifacts import REGISTERED_MODEL, load_uri
+
+    if ds.heldout_frame is None or ds.heldout_y is None:
+        return None
+    champion = load_uri(f"models:/{REGISTERED_MODEL}/{version}", tracker.tracking_uri).surrogate
+    missing = [c for c in champion.feature_columns_ if c not in ds.heldout_frame.columns]
+    if not set(targets) <= set(champion.targets_) or missing:
+        return None
+    metrics, _ = heldout_metrics(
+        champion,
+        ds.heldout_frame[list(champion.feature_columns_)],
+        ds.heldout_y[targets],
+        observation_noise=ds.heldout_noisy,
+    )
+    summary = summarise(metrics.assign(model="champion")).iloc[0].to_dict()
+    value = summary.get(metric)
+    return None if value is None else float(value)
+
+
 def _heldout_scores(
     model_name: str,
     params: dict[str, Any],
@@ -309,7 +510,7 @@ def _heldout_scores(
 
     if data.heldout_X is not None and data.heldout_y is not None:
         metrics, _ = heldout_metrics(
-            fitted, data.heldout_X, data.heldout_y, observation_noise=False
+            fitted, data.heldout_X, data.heldout_y, observation_noise=data.heldout_noisy
         )
         return metrics
     task = progress.add_task("held-out CV", total=5) if progress is not None else None
@@ -355,7 +556,16 @@ def _heldout_key(ds: _Data, digest: str) -> str:
 def train(
     model: str = typer.Option("gp", "--model", "-m", help="Surrogate name (registry)."),
     data: str = typer.Option(
-        VIRTUAL_LAB, "--data", help="'virtual-lab' or a CSV file of measured rows."
+        VIRTUAL_LAB,
+        "--data",
+        help="'virtual-lab', a CSV file of measured rows, or campaign:DIR (campaign:NAME "
+        "with --storage): a campaign's observations, its newest rounds held out.",
+    ),
+    storage: str | None = typer.Option(
+        None,
+        "--storage",
+        envvar="POREML_CAMPAIGN_STORAGE",
+        help="Database of campaign:NAME (SQLAlchemy URL); unset = campaign:DIR is a folder.",
     ),
     n: int = typer.Option(256, "--n", min=8, max=200_000, help="Virtual-lab training rows."),
     scenario: str = typer.Option("baseline", "--scenario", help="Virtual-lab scenario."),
@@ -406,6 +616,7 @@ def train(
         param=tuple(param or ()),
         out=out,
         n_test=n_test,
+        storage=storage or None,
     )
     settings = _train_settings(opts)
     tracker = _tracker(track)
@@ -422,7 +633,9 @@ def train(
             artifact = ModelArtifact(fit.model, meta).save(out)
             result = None
             if register_model:
-                result = _register(tracker, artifact, opts, metric, scores, force_promote, progress)
+                result = _register(
+                    tracker, artifact, opts, ds, metric, scores, force_promote, progress
+                )
             tracker.log_artifact(out / METADATA_FILE)
             tracker.log_artifact(out / MODEL_CARD_FILE)
     summary = scores.summary
@@ -564,7 +777,7 @@ def _metadata(
             "heldout": ds.heldout,
             "heldout_sha256": scores.heldout_sha256,
             "interval": "latent mean (noise-free truth)"
-            if ds.heldout_X is not None
+            if ds.heldout_X is not None and not ds.heldout_noisy
             else "new measurement",
             **{k: _plain(v) for k, v in scores.summary.items()},
             "per_target": {
@@ -589,6 +802,7 @@ def _register(
     tracker: Tracker,
     artifact: ModelArtifact,
     opts: _TrainOptions,
+    ds: _Data,
     metric: str,
     scores: _Scores,
     force: bool,
@@ -601,14 +815,23 @@ def _register(
     from poreml.tracking.registry import register_surrogate
 
     task = progress.add_task("registering in MLflow", total=1)
+    mlflow_tracker = cast("MlflowTracker", tracker)
+    targets = list(artifact.metadata.targets)
+    rescore = None
+    if opts.campaign is not None:
+
+        def rescore(version: str) -> float | None:
+            return _champion_score(mlflow_tracker, version, ds, targets, metric)
+
     result = register_surrogate(
-        cast("MlflowTracker", tracker),
+        mlflow_tracker,
         opts.out,
         SearchSpace.contract_box().sample(3, opts.seed),
-        targets=list(artifact.metadata.targets),
+        targets=targets,
         metric=metric,
         value=float(scores.summary[metric]),
         force=force,
+        score_champion=rescore,
     )
     write_metadata(replace(artifact.metadata, registered_version=result.version), opts.out)
     progress.update(task, completed=1)

@@ -5,7 +5,10 @@ only when that version is better on the declared metric than the current champio
 in the champion's run (lower is better for NLL and error metrics, higher for R²). The first
 registered version becomes champion. Runs tag the identity of their held-out set
 (``poreml.heldout_sha256``); when both runs carry it and it differs, the scores are not
-comparable and the alias stays unless ``force=True``.
+comparable and the alias stays unless ``force=True``. A caller that can score the champion itself
+on the new version's held-out rows (``poreml train --data campaign:DIR``) passes
+``score_champion``: the comparison then uses that fresh score, so both versions are judged on
+the same rows whatever the champion was scored on when it was registered.
 
 Every function returns what it did (version, whether promoted, and why).
 """
@@ -13,7 +16,9 @@ Every function returns what it did (version, whether promoted, and why).
 from __future__ import annotations
 
 import math
+import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +47,11 @@ METRIC_DIRECTIONS: dict[str, bool] = {
     "mean_r2": True,
 }
 """Known champion metrics: True when greater is better."""
+
+CHAMPION_SCORE_METRIC_PREFIX = "champion_"
+"""Prefix of the run metric holding the champion's fresh score (``score_champion``)."""
+
+_ALIAS_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/@]+)$")
 
 
 class RegistryError(PoremlError, RuntimeError):
@@ -186,6 +196,40 @@ def current_champion(
         return None
 
 
+def resolve_model_uri(model_uri: str, tracking_uri: str | None = None) -> str:
+    """``models:/NAME@ALIAS`` as ``models:/NAME/VERSION`` (the version the alias names now).
+
+    Any other URI comes back unchanged. A server pins its model this way at start-up, so what
+    it reports as its version is a registry version, and a later alias move does not change
+    the model under a running process.
+
+    Args:
+        model_uri: an MLflow model URI.
+        tracking_uri: store holding the registry (default: the settings).
+
+    Raises:
+        RegistryError: the store cannot be reached, or no such model or alias.
+    """
+    match = _ALIAS_URI.match(model_uri)
+    if match is None:
+        return model_uri
+    from mlflow.exceptions import MlflowException
+
+    from poreml.tracking.mlflow_tracker import MlflowTracker
+
+    name, alias = match["name"], match["alias"]
+    tracker = MlflowTracker(tracking_uri=tracking_uri)
+    try:
+        version = tracker.client.get_model_version_by_alias(name, alias).version
+    except MlflowException as err:
+        raise RegistryError(
+            f"cannot resolve {model_uri!r} in {tracker.tracking_uri}: {err}. Check "
+            f"POREML_TRACKING_URI and that model {name!r} has the alias {alias!r} (e.g. train "
+            "one with `poreml train`)."
+        ) from None
+    return f"models:/{name}/{version}"
+
+
 def register_surrogate(
     tracker: MlflowTracker,
     model_dir: str | Path,
@@ -199,6 +243,7 @@ def register_surrogate(
     alias: str = CHAMPION_ALIAS,
     force: bool = False,
     tags: dict[str, str] | None = None,
+    score_champion: Callable[[str], float | None] | None = None,
 ) -> RegistrationResult:
     """Log the surrogate, register a new version and move ``champion`` if it is better.
 
@@ -217,6 +262,11 @@ def register_surrogate(
         alias: alias to move.
         force: move the alias even if the new version is not better or not comparable.
         tags: extra model-version tags.
+        score_champion: called with the current champion's version, returns its value of
+            ``metric`` on the same held-out rows as ``value`` (None: it cannot be scored
+            there, so the two are not comparable). When given, this fresh score replaces the
+            champion's logged one and the held-out tags are not compared; it is logged to the
+            run as ``champion_<metric>``.
 
     Returns:
         The :class:`RegistrationResult`.
@@ -247,15 +297,25 @@ def register_surrogate(
     if previous is None:
         promote, reason = True, "first registered version"
     else:
-        prev_value = _metric_of_run(client, previous.run_id, metric)
-        if prev_value is None:
-            tagged = (previous.tags or {}).get(f"poreml.metric.{metric}")
-            prev_value = float(tagged) if tagged is not None else None
-        mine = _tag_of_run(client, run_id, HELDOUT_TAG)
-        theirs = _tag_of_run(client, previous.run_id, HELDOUT_TAG)
+        if score_champion is not None:
+            prev_value, mine, theirs = _fresh_score(score_champion, str(prev_version)), None, None
+            if prev_value is not None:
+                tracker.log_metrics({f"{CHAMPION_SCORE_METRIC_PREFIX}{metric}": prev_value})
+        else:
+            prev_value = _metric_of_run(client, previous.run_id, metric)
+            if prev_value is None:
+                tagged = (previous.tags or {}).get(f"poreml.metric.{metric}")
+                prev_value = float(tagged) if tagged is not None else None
+            mine = _tag_of_run(client, run_id, HELDOUT_TAG)
+            theirs = _tag_of_run(client, previous.run_id, HELDOUT_TAG)
         if prev_value is None:
             promote = False
-            reason = f"champion v{prev_version} has no logged {metric!r}; not comparable"
+            reason = (
+                f"champion v{prev_version} has no logged {metric!r}; not comparable"
+                if score_champion is None
+                else f"champion v{prev_version} cannot be scored on this held-out set; "
+                "not comparable"
+            )
         elif mine and theirs and mine != theirs:
             promote = False
             reason = (
@@ -266,11 +326,12 @@ def register_surrogate(
             better = value > prev_value if higher else value < prev_value
             promote = better
             op = ">" if higher else "<"
+            where = " on the same held-out rows" if score_champion is not None else ""
             reason = (
-                f"{metric} {value:.6g} {op} champion v{prev_version}'s {prev_value:.6g}"
+                f"{metric} {value:.6g} {op} champion v{prev_version}'s {prev_value:.6g}{where}"
                 if better
                 else f"{metric} {value:.6g} is not better than champion v{prev_version}'s "
-                f"{prev_value:.6g}"
+                f"{prev_value:.6g}{where}"
             )
         if force and not promote:
             promote, reason = True, f"forced ({reason})"
@@ -292,3 +353,11 @@ def register_surrogate(
         previous_value=prev_value,
         reason=reason,
     )
+
+
+def _fresh_score(score_champion: Callable[[str], float | None], version: str) -> float | None:
+    """The champion's fresh score, or None when it has none (not finite, or not computable)."""
+    value = score_champion(version)
+    if value is None or not math.isfinite(float(value)):
+        return None
+    return float(value)

@@ -16,8 +16,10 @@ from poreml.tracking.artifacts import load_pyfunc, load_uri
 from poreml.tracking.registry import (
     CHAMPION_ALIAS,
     HELDOUT_TAG,
+    RegistryError,
     current_champion,
     metric_higher_is_better,
+    resolve_model_uri,
 )
 
 
@@ -130,3 +132,52 @@ def test_non_finite_metric_is_refused(store: Path, model_dir: Path, vl_data: pd.
             value=float("nan"),
             name="poreml-surrogate-nan",
         )
+
+
+def test_a_fresh_champion_score_on_the_same_rows_decides_the_promotion(
+    store: Path, model_dir: Path, vl_data: pd.DataFrame
+) -> None:
+    tracker = MlflowTracker()
+    example = vl_data[list(DESIGN_COLUMNS)].head(3)
+    name = "poreml-surrogate-rescored"
+    _register(tracker, model_dir, example, 0.5, name, heldout="set-a")
+    asked: list[str] = []
+
+    def champion_scores(value: float | None):
+        def score(version: str) -> float | None:
+            asked.append(version)
+            return value
+
+        return score
+
+    # the champion's logged 0.5 was on another set; re-scored on these rows it gets 0.8
+    better = _register(
+        tracker, model_dir, example, 0.6, name, heldout="set-b", score_champion=champion_scores(0.8)
+    )
+    assert (better.promoted, better.previous_value, asked) == (True, pytest.approx(0.8), ["1"])
+    assert "same held-out rows" in better.reason
+    run = tracker.client.get_run(better.run_id)
+    assert run.data.metrics["champion_mean_nll_std"] == pytest.approx(0.8)
+    worse = _register(
+        tracker, model_dir, example, 0.6, name, heldout="set-b", score_champion=champion_scores(0.4)
+    )
+    assert (worse.promoted, worse.champion_version, asked[-1]) == (False, "2", "2")
+    unscorable = _register(
+        tracker, model_dir, example, 0.1, name, score_champion=champion_scores(float("nan"))
+    )
+    assert not unscorable.promoted and "cannot be scored" in unscorable.reason
+    assert str(current_champion(tracker.client, name).version) == "2"
+
+
+def test_alias_uris_resolve_to_the_version_the_alias_names(
+    store: Path, model_dir: Path, vl_data: pd.DataFrame
+) -> None:
+    tracker = MlflowTracker()
+    name = "poreml-surrogate-resolve"
+    first = _register(tracker, model_dir, vl_data[list(DESIGN_COLUMNS)].head(3), 0.5, name)
+    pinned = resolve_model_uri(f"models:/{name}@{CHAMPION_ALIAS}")
+    assert pinned == f"models:/{name}/{first.version}"
+    for unchanged in (f"models:/{name}/1", "runs:/abc/model", "/some/folder"):
+        assert resolve_model_uri(unchanged) == unchanged
+    with pytest.raises(RegistryError, match="alias 'nope'"):
+        resolve_model_uri(f"models:/{name}@nope")
