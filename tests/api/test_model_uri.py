@@ -53,12 +53,12 @@ def test_a_registered_champion_is_served_by_uri(
     with TestClient(create_app(settings)) as client:
         info = client.get("/v1/model").json()
         assert info["name"] == "poreml-surrogate"
-        assert info["version"] == "@champion"
-        assert info["source"] == "models:/poreml-surrogate@champion"
+        assert info["version"] == "1"
+        assert info["source"] == "models:/poreml-surrogate/1"
         assert info["targets"] == list(TARGETS)
         response = client.post("/v1/predict", json={"candidates": [{"porosity": 0.3}]})
         assert response.status_code == 200, response.text
-        assert response.json()["model_version"] == "@champion"
+        assert response.json()["model_version"] == "1"
 
 
 def test_an_unknown_model_uri_fails_at_start_with_a_clear_message(
