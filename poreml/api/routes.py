@@ -17,6 +17,7 @@ from poreml.api import service
 from poreml.api.errors import ModelUnavailableError
 from poreml.api.schemas import (
     ErrorResponse,
+    ExplainResponse,
     HealthResponse,
     ModelInfo,
     PredictRequest,
@@ -142,6 +143,18 @@ def v1_router(require_token: bool) -> APIRouter:
                 "candidates": service.prediction_records(ranked, pred),
             }
         )
+
+    @router.post("/explain", response_model=ExplainResponse, summary="Explain predictions")
+    def explain(
+        body: PredictRequest,
+        model: service.ServedModel = Depends(get_model),
+        settings: Settings = Depends(get_settings),
+    ) -> Response:
+        """Per candidate and target, the exact Shapley values of the predicted mean over the
+        design columns: ``base_value + sum(contributions)`` is the ``mean`` of
+        ``/v1/predict``. About ``2**9 * 16`` model rows per candidate: send small batches."""
+        frame = service.candidates_frame(body.candidates, settings.api_max_candidates)
+        return JSONResponse(service.explain(model, frame))
 
     return router
 

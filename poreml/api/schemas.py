@@ -41,9 +41,12 @@ from poreml.exceptions import ConfigError
 from poreml.surrogates.base import TARGETS
 
 __all__ = [
+    "CandidateExplanation",
     "CandidatePrediction",
     "DesignCandidate",
+    "DesignContributions",
     "ErrorResponse",
+    "ExplainResponse",
     "HealthResponse",
     "ModelInfo",
     "ObjectiveSpec",
@@ -52,6 +55,7 @@ __all__ = [
     "ScreenRequest",
     "ScreenResponse",
     "ScreenedCandidate",
+    "TargetExplanation",
     "TargetPrediction",
 ]
 
@@ -308,3 +312,43 @@ class ScreenResponse(BaseModel):
         description="the top_k candidates: by Pareto rank, then by probability_feasible "
         "(highest first), then by request order"
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Explanations (CONTRACT.md §4.1)
+
+DesignContributions: type[BaseModel] = create_model(
+    "DesignContributions",
+    __doc__="Contribution of each design column to a target's predicted mean (target's unit).",
+    **{name: (float, Field(description=f"contribution of {name}")) for name in DESIGN_COLUMNS},
+)
+"""Response model of the contributions of one target."""
+
+
+class TargetExplanation(BaseModel):
+    """Additive explanation of one target: ``base_value + sum(contributions) == mean``
+    (relative difference at most 1e-6)."""
+
+    base_value: float = Field(description="mean prediction over the background designs")
+    contributions: DesignContributions  # type: ignore[valid-type]
+
+
+CandidateExplanation: type[BaseModel] = create_model(
+    "CandidateExplanation",
+    __doc__="Explanations of one candidate's predicted means, per target the model predicts.",
+    candidate_id=(str | None, Field(description="as sent (None when not sent)")),
+    index=(int, Field(description="0-based position of the candidate in the request")),
+    **{
+        name: (TargetExplanation | None, Field(None, description=f"explanation of {name}"))
+        for name in TARGETS
+    },
+)
+"""Response model of one explained candidate."""
+
+
+class ExplainResponse(BaseModel):
+    """Answer of ``POST /v1/explain``."""
+
+    model_version: str
+    method: str = Field(description="how the contributions were computed (exact Shapley values)")
+    explanations: list[CandidateExplanation]  # type: ignore[valid-type]

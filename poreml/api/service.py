@@ -26,6 +26,7 @@ from poreml.data.schema import COLUMNS, DESIGN_COLUMNS, ROUTES
 from poreml.design.objectives import Objective, OutcomeConstraint
 from poreml.design.pareto import pareto_ranks
 from poreml.settings import Settings
+from poreml.surrogates import explain as shapley
 from poreml.surrogates.features import LOG_FEATURES
 from poreml.tracking import artifacts
 from poreml.tracking.artifacts import ModelArtifact, ModelMetadata
@@ -36,6 +37,7 @@ __all__ = [
     "Predictions",
     "ServedModel",
     "candidates_frame",
+    "explain",
     "load_model",
     "predict",
     "predictions_csv",
@@ -454,3 +456,51 @@ def _plain_list(series: pd.Series) -> list[Any]:
     if series.dtype == object:
         return series.tolist()
     return series.to_numpy().tolist()
+
+
+# --------------------------------------------------------------------------------------------
+# Explanations
+
+
+def explain(model: ServedModel, frame: pd.DataFrame) -> dict[str, Any]:
+    """The ``POST /v1/explain`` answer: additive Shapley explanations of the predicted means.
+
+    The mean function is the served model's own (:meth:`ServedModel.predict`), so the numbers
+    add up to the ``mean`` that ``/v1/predict`` answers, and the explanation's model calls
+    take turns with other requests. Cost: ``2**9 * BACKGROUND_SIZE`` model rows per candidate
+    (:mod:`poreml.surrogates.explain`).
+
+    Args:
+        model: the served model.
+        frame: candidates from :func:`candidates_frame`.
+
+    Returns:
+        ``{"model_version", "method", "explanations"}``; one object per candidate with
+        ``candidate_id``, ``index`` and per target ``{"base_value", "contributions"}``.
+
+    Raises:
+        ModelUnavailableError: the model failed, or its explanation did not add up.
+    """
+    designs = frame[list(DESIGN_COLUMNS)]
+    try:
+        result = shapley.explain(
+            model.surrogate,
+            designs,
+            mean_function=lambda X: model.predict(X).mean,
+        )
+    except shapley.ExplanationError as err:
+        raise ModelUnavailableError(f"the model could not be explained: {err}") from err
+    explanations: list[dict[str, Any]] = []
+    ids = frame["candidate_id"].tolist()
+    base = result.base_values.tolist()
+    for i, cid in enumerate(ids):
+        entry: dict[str, Any] = {"candidate_id": cid, "index": i}
+        for j, target in enumerate(result.targets):
+            entry[target] = {
+                "base_value": base[i][j],
+                "contributions": dict(
+                    zip(result.columns, result.contributions[i, :, j].tolist(), strict=True)
+                ),
+            }
+        explanations.append(entry)
+    return {"model_version": model.version, "method": result.method, "explanations": explanations}

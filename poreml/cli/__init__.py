@@ -13,6 +13,7 @@ import typer
 
 from poreml.cli import campaign as campaign_cli
 from poreml.cli import data as data_cli
+from poreml.cli import explain as explain_cli
 from poreml.cli import lab as lab_cli
 from poreml.cli import models as models_cli
 from poreml.cli import serve as serve_cli
@@ -32,6 +33,7 @@ app.add_typer(
 )
 models_cli.register(app)
 serve_cli.register(app)
+explain_cli.register(app)
 
 EXIT_BAD_INPUT = 2
 

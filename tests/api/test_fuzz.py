@@ -23,6 +23,7 @@ OPERATIONS = [
     ("/v1/model", "GET"),
     ("/v1/predict", "POST"),
     ("/v1/screen", "POST"),
+    ("/v1/explain", "POST"),
 ]
 WITH_BODY = [op for op in OPERATIONS if op[1] == "POST"]
 """Operations with input to make invalid (the GETs take none)."""
