@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     model_dir: Path = Field(Path("models/champion"), description="shipped champion surrogate")
     api_token: str | None = Field(None, description="bearer token required on /v1/* when set")
     api_max_candidates: int = Field(10_000, ge=1, description="largest batch the API accepts")
+    api_max_explain_candidates: int = Field(
+        16,
+        ge=1,
+        description="largest batch /v1/explain accepts (each candidate costs ~8,000 model rows)",
+    )
     api_max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="request size cap")
 
     @property

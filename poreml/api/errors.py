@@ -59,12 +59,12 @@ class InvalidRequestError(PoremlError, ValueError):
 class TooManyCandidatesError(PoremlError, ValueError):
     """A request carries more candidates than the server accepts (answered 413)."""
 
-    def __init__(self, n: int, limit: int) -> None:
+    def __init__(self, n: int, limit: int, setting: str = "POREML_API_MAX_CANDIDATES") -> None:
         self.n = n
         self.limit = limit
         super().__init__(
             f"candidates: got {n} candidates, expected at most {limit} per request "
-            "(server setting POREML_API_MAX_CANDIDATES); split the batch"
+            f"(server setting {setting}); split the batch"
         )
 
 

@@ -152,8 +152,13 @@ def v1_router(require_token: bool) -> APIRouter:
     ) -> Response:
         """Per candidate and target, the exact Shapley values of the predicted mean over the
         design columns: ``base_value + sum(contributions)`` is the ``mean`` of
-        ``/v1/predict``. About ``2**9 * 16`` model rows per candidate: send small batches."""
-        frame = service.candidates_frame(body.candidates, settings.api_max_candidates)
+        ``/v1/predict``. About ``2**9 * 16`` model rows per candidate, so batches are capped
+        at ``POREML_API_MAX_EXPLAIN_CANDIDATES`` (413 above it)."""
+        frame = service.candidates_frame(
+            body.candidates,
+            settings.api_max_explain_candidates,
+            "POREML_API_MAX_EXPLAIN_CANDIDATES",
+        )
         return JSONResponse(service.explain(model, frame))
 
     return router

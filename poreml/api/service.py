@@ -306,12 +306,17 @@ def _info(surrogate: Any, meta: ModelMetadata, source: str) -> dict[str, Any]:
 # Requests
 
 
-def candidates_frame(candidates: Sequence[Any], max_candidates: int) -> pd.DataFrame:
+def candidates_frame(
+    candidates: Sequence[Any],
+    max_candidates: int,
+    setting: str = "POREML_API_MAX_CANDIDATES",
+) -> pd.DataFrame:
     """The validated candidates of a request as one DataFrame.
 
     Args:
         candidates: :class:`~poreml.api.schemas.DesignCandidate` objects (defaults filled).
         max_candidates: the server's cap.
+        setting: the environment variable that sets the cap (named in the 413 message).
 
     Returns:
         Columns ``candidate_id`` (object, None where not sent) and the design columns in
@@ -322,7 +327,7 @@ def candidates_frame(candidates: Sequence[Any], max_candidates: int) -> pd.DataF
     """
     n = len(candidates)
     if n > max_candidates:
-        raise TooManyCandidatesError(n, max_candidates)
+        raise TooManyCandidatesError(n, max_candidates, setting)
     # object dtype keeps None for ids not sent (a str column would turn them into NaN).
     data: dict[str, Any] = {
         "candidate_id": pd.Series([c.candidate_id for c in candidates], dtype=object)

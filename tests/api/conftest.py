@@ -99,6 +99,7 @@ def make_settings(model_dir: Path) -> Callable[..., Settings]:
             "model_uri": None,
             "api_token": None,
             "api_max_candidates": 10_000,
+            "api_max_explain_candidates": 16,
             "api_max_body_bytes": 16 * 1024 * 1024,
         }
         values.update(overrides)

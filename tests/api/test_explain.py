@@ -92,7 +92,9 @@ def test_empty_and_malformed_requests_are_422(client: TestClient) -> None:
 
 @pytest.fixture(scope="module")
 def limited(make_settings: Callable[..., Settings], api_token: str) -> Iterator[TestClient]:
-    app = create_app(make_settings(api_max_candidates=2, api_token=api_token))
+    app = create_app(
+        make_settings(api_max_candidates=2, api_max_explain_candidates=2, api_token=api_token)
+    )
     with TestClient(app) as test_client:
         yield test_client
 
@@ -102,6 +104,7 @@ def test_more_candidates_than_allowed_is_413(limited: TestClient, api_token: str
     response = limited.post("/v1/explain", json={"candidates": [{}] * 3}, headers=auth)
     assert response.status_code == 413
     assert "3 candidates" in response.json()["detail"]
+    assert "POREML_API_MAX_EXPLAIN_CANDIDATES" in response.json()["detail"]
 
 
 def test_without_the_token_is_401(limited: TestClient, api_token: str) -> None:
