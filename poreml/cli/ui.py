@@ -43,8 +43,15 @@ class UiError(PoremlError, RuntimeError):
 def ui(
     port: int = typer.Option(5000, "--port", min=1, max=65535, help="Port to listen on."),
     host: str = typer.Option("127.0.0.1", "--host", help="Interface (keep it local)."),
+    workers: int = typer.Option(
+        1, "--workers", min=1, max=64, help="Server worker processes (one is plenty for a person)."
+    ),
 ) -> None:
     """Run the MLflow UI on the configured tracking store (POREML_TRACKING_URI).
+
+    MLflow's background job runner (GenAI judges and scorers) is off unless
+    MLFLOW_SERVER_ENABLE_JOB_EXECUTION says otherwise: poreml logs no traces, and the runner's
+    consumer processes make the UI slow to start.
 
     Stops the MLflow server it started when stopped itself (Ctrl-C, ``kill``, a closed
     terminal). Exits 0 after Ctrl-C and 128 + signal number after SIGTERM or SIGHUP.
@@ -67,9 +74,12 @@ def ui(
         host,
         "--port",
         str(port),
+        "--workers",
+        str(workers),
     ]
     env = dict(os.environ)
     env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     typer.echo(f"MLflow UI on http://{host}:{port} (store {uri}); Ctrl-C to stop")
     for name, link in links.items():
         typer.echo(f"  {name}: {link}")

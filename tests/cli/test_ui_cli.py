@@ -73,8 +73,14 @@ def _alive(pid: int) -> bool:
     return stat is not None and stat[0] != "Z"
 
 
+@pytest.fixture
+def no_links(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Skip reading the store for experiment links (creating a SQLite store takes seconds)."""
+    monkeypatch.setattr(ui_cli, "_experiment_links", lambda uri, base_url: {})
+
+
 def test_ui_runs_mlflow_on_the_configured_store(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_links: None
 ) -> None:
     calls: list[list[str]] = []
     monkeypatch.setenv("POREML_TRACKING_URI", f"sqlite:///{tmp_path / 'm.db'}")
@@ -87,6 +93,7 @@ def test_ui_runs_mlflow_on_the_configured_store(
     assert cmd[cmd.index("--backend-store-uri") + 1] == f"sqlite:///{tmp_path / 'm.db'}"
     assert cmd[cmd.index("--host") + 1] == "127.0.0.1"
     assert cmd[cmd.index("--port") + 1] == str(port)
+    assert cmd[cmd.index("--workers") + 1] == "1"
 
 
 def test_ui_marks_existing_experiments_and_prints_their_runs_links(
@@ -120,6 +127,7 @@ def test_ui_exit_codes(
     outcome: tuple[int, int | None],
     exit_code: int,
     message: str,
+    no_links: None,
 ) -> None:
     monkeypatch.setenv("POREML_TRACKING_URI", f"sqlite:///{tmp_path / 'm.db'}")
     monkeypatch.setattr(ui_cli, "run_server_group", lambda cmd, env: outcome)
@@ -131,7 +139,7 @@ def test_ui_exit_codes(
 
 
 def test_ui_refuses_a_busy_port_before_starting_anything(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_links: None
 ) -> None:
     monkeypatch.setenv("POREML_TRACKING_URI", f"sqlite:///{tmp_path / 'm.db'}")
     started: list[list[str]] = []
