@@ -69,8 +69,8 @@ def _wait_http(url: str, timeout_s: float, proc: subprocess.Popen[bytes]) -> Non
     raise TimeoutError(f"no HTTP 200 from {url} within {timeout_s:.0f} s")
 
 
-def _q(values: list[str]) -> str:
-    """A list as the URL-quoted JSON the MLflow UI's routes take."""
+def _q(values: list[str] | str) -> str:
+    """A value as the URL-quoted JSON the MLflow UI's routes take."""
     return urllib.parse.quote(json.dumps(values, separators=(",", ":")))
 
 
@@ -81,6 +81,7 @@ def _screenshot(chromium: str, url: str, path: Path, profile: Path, budget_ms: i
         "--no-sandbox",
         "--disable-gpu",
         "--hide-scrollbars",
+        "--run-all-compositor-stages-before-draw",
         f"--user-data-dir={profile}",
         "--window-size=1400,900",
         f"--virtual-time-budget={budget_ms}",
@@ -163,8 +164,11 @@ def main(argv: list[str] | None = None) -> None:
                     f"{base}/#/experiments/{exp}/runs/{parent}/model-metrics?{WORKFLOW}"
                 ),
                 "parent_hypervolume_plot.png": (
-                    f"{base}/#/metric/hypervolume?runs={_q(ids)}&experiments={_q([exp])}"
-                    f"&plot_metric_keys={_q(['hypervolume'])}&x_axis=step&{WORKFLOW}"
+                    f"{base}/#/metric/?runs={_q(ids)}&metric={_q('hypervolume')}"
+                    f"&experiments={_q([exp])}&plot_metric_keys={_q(['hypervolume'])}"
+                    "&plot_layout=%7B%7D&x_axis=step&y_axis_scale=linear&line_smoothness=1"
+                    f"&show_point=true&deselected_curves=%5B%5D&last_linear_y_axis_range=%5B%5D"
+                    f"&{WORKFLOW}"
                 ),
                 "campaign_compare.png": (
                     f"{base}/#/compare-runs?runs={_q(ids)}&experiments={_q([exp])}&{WORKFLOW}"
