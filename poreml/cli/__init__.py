@@ -17,6 +17,7 @@ from poreml.cli import explain as explain_cli
 from poreml.cli import lab as lab_cli
 from poreml.cli import models as models_cli
 from poreml.cli import serve as serve_cli
+from poreml.cli import ui as ui_cli
 from poreml.exceptions import PoremlError
 
 app = typer.Typer(
@@ -34,6 +35,7 @@ app.add_typer(
 models_cli.register(app)
 serve_cli.register(app)
 explain_cli.register(app)
+ui_cli.register(app)
 
 EXIT_BAD_INPUT = 2
 

@@ -1,12 +1,11 @@
-"""``poreml train | evaluate | predict | ui``: surrogate models on the command line.
+"""``poreml train | evaluate | predict``: surrogate models on the command line.
 
 * ``train``: fit a surrogate on virtual-lab data, a CSV file or a campaign's own observations
   (optionally tuned with Optuna), score it on held-out data, save the model folder (with
   ``metadata.json`` and ``MODEL_CARD.md``), log the run to MLflow and register / promote it;
 * ``evaluate``: grouped CV on real data against the ``mean`` and ``ridge`` baselines and
   virtual-lab learning curves; tables (CSV + markdown) and plots, logged to MLflow;
-* ``predict``: predictions with 90 % intervals and the domain flag for a CSV of designs;
-* ``ui``: the MLflow UI on the configured tracking store.
+* ``predict``: predictions with 90 % intervals and the domain flag for a CSV of designs.
 
 Wire them with :func:`register` (top-level commands). Bad input raises
 :class:`~poreml.exceptions.PoremlError` subclasses; ``poreml.cli.main`` turns them into exit
@@ -1024,50 +1023,8 @@ def _load_artifact(model_dir: Path | None, model_uri: str | None) -> ModelArtifa
     return load_uri(model_uri) if model_uri else load_folder(model_dir)
 
 
-# --------------------------------------------------------------------------------------------
-# ui
-
-
-def ui(
-    port: int = typer.Option(5000, "--port", min=1, max=65535, help="Port to listen on."),
-    host: str = typer.Option("127.0.0.1", "--host", help="Interface (keep it local)."),
-) -> None:
-    """Run the MLflow UI on the configured tracking store (POREML_TRACKING_URI)."""
-    import subprocess
-    import sys
-
-    from poreml.settings import get_settings
-    from poreml.tracking.mlflow_tracker import ensure_local_store
-
-    settings = get_settings()
-    uri = settings.resolved_tracking_uri
-    ensure_local_store(uri)
-    cmd = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "ui",
-        "--backend-store-uri",
-        uri,
-        "--host",
-        host,
-        "--port",
-        str(port),
-    ]
-    typer.echo(f"MLflow UI on http://{host}:{port} (store {uri}); Ctrl-C to stop")
-    try:
-        code = subprocess.call(cmd)
-    except KeyboardInterrupt:
-        return
-    if code not in (0, 130, -2):
-        raise ModelCliError(
-            f"`mlflow ui` exited with code {code}; is port {port} free? Try --port {port + 1}."
-        )
-
-
 def register(app: typer.Typer) -> None:
-    """Add ``train``, ``evaluate``, ``predict`` and ``ui`` to ``app`` as top-level commands."""
+    """Add ``train``, ``evaluate``, ``predict`` to ``app`` as top-level commands."""
     app.command("train")(train)
     app.command("evaluate")(evaluate)
     app.command("predict")(predict)
-    app.command("ui")(ui)

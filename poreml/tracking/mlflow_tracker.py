@@ -35,6 +35,19 @@ SURROGATE_EXPERIMENT = "poreml-surrogates"
 CAMPAIGN_EXPERIMENT = "poreml-campaigns"
 """Experiment of optimisation campaign runs."""
 
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+"""Experiment tag by which MLflow 3 tells model-development from GenAI experiments."""
+
+EXPERIMENT_KIND = "custom_model_development"
+"""Value of :data:`EXPERIMENT_KIND_TAG` for poreml's experiments: classic ML (runs, metrics,
+models), shown as "Machine learning" in the MLflow UI, which then opens them on their runs
+rather than on the GenAI overview of traces."""
+
+ML_WORKFLOW_QUERY = "workflowType=machine_learning"
+"""Query of MLflow UI links that open the "Machine learning" view. MLflow 3.5+ decides the
+experiment page layout by the UI-wide workflow switch (GenAI by default, remembered by the
+browser) and only older 3.x UIs read :data:`EXPERIMENT_KIND_TAG`; links carry both."""
+
 
 class TrackingError(RuntimeError):
     """A tracking call was made in the wrong state (e.g. logging with no open run)."""
@@ -54,6 +67,38 @@ def ensure_local_store(uri: str) -> None:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
     elif uri.startswith("file:"):
         Path(urlparse(uri).path).mkdir(parents=True, exist_ok=True)
+
+
+def ensure_experiment(
+    client: MlflowClient, name: str, *, artifact_location: str | None = None
+) -> str:
+    """Id of experiment ``name``, created when missing, marked as model development.
+
+    A new experiment gets :data:`EXPERIMENT_KIND_TAG` = :data:`EXPERIMENT_KIND` at creation;
+    an existing one gets it when the tag is missing (experiments made before poreml set it).
+    A kind already set (e.g. chosen in the UI) is kept.
+
+    Args:
+        client: a client on the tracking store.
+        name: the experiment name.
+        artifact_location: artifact root of a newly created experiment (its local folder is
+            created); None lets the store decide.
+
+    Returns:
+        The experiment id.
+    """
+    found = client.get_experiment_by_name(name)
+    if found is None:
+        if artifact_location:
+            ensure_local_store(artifact_location)
+        return client.create_experiment(
+            name,
+            artifact_location=artifact_location,
+            tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
+        )
+    if not found.tags.get(EXPERIMENT_KIND_TAG):
+        client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    return found.experiment_id
 
 
 class MlflowTracker:
@@ -111,17 +156,16 @@ class MlflowTracker:
 
     @property
     def experiment_id(self) -> str:
-        """Id of :attr:`experiment`, created (with the artifact location) when missing."""
+        """Id of :attr:`experiment`, created (with the artifact location) when missing.
+
+        The experiment is marked as a model-development experiment (:data:`EXPERIMENT_KIND_TAG`)
+        when created, and an existing one without the mark (made by an older poreml) gets it
+        when first opened; a kind a person chose in the UI is left alone.
+        """
         if self._experiment_id is None:
-            found = self.client.get_experiment_by_name(self.experiment)
-            if found is not None:
-                self._experiment_id = found.experiment_id
-            else:
-                if self.artifact_location:
-                    ensure_local_store(self.artifact_location)
-                self._experiment_id = self.client.create_experiment(
-                    self.experiment, artifact_location=self.artifact_location
-                )
+            self._experiment_id = ensure_experiment(
+                self.client, self.experiment, artifact_location=self.artifact_location
+            )
         return self._experiment_id
 
     def activate(self) -> None:
@@ -184,6 +228,29 @@ class MlflowTracker:
             raise TrackingError("no open run: call inside `with tracker.start_run(name):`.")
         return self._runs[-1]
 
+    def log_run_metrics(
+        self, run_id: str, metrics: Mapping[str, float], step: int | None = None
+    ) -> None:
+        """Record the finite entries of ``metrics`` at ``step`` on the run ``run_id``.
+
+        The run need not be open: a campaign's parent run collects one point per round long
+        after it was created.
+
+        Args:
+            run_id: an existing run of this tracker's store.
+            metrics: name -> value; NaN and infinite values are left out.
+            step: the step (e.g. the round); default 0.
+        """
+        import time
+
+        from mlflow.entities import Metric
+
+        clean = finite_metrics(metrics)
+        if clean:
+            now = int(time.time() * 1000)
+            batch = [Metric(k, v, now, step or 0) for k, v in clean.items()]
+            self.client.log_batch(run_id, metrics=batch)
+
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Record ``params`` (nested mappings flattened to ``a.b``) on the open run."""
         from mlflow.entities import Param
@@ -194,15 +261,7 @@ class MlflowTracker:
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         """Record the finite entries of ``metrics`` at ``step`` (default 0)."""
-        import time
-
-        from mlflow.entities import Metric
-
-        clean = finite_metrics(metrics)
-        if clean:
-            now = int(time.time() * 1000)
-            batch = [Metric(k, v, now, step or 0) for k, v in clean.items()]
-            self.client.log_batch(self.run_id, metrics=batch)
+        self.log_run_metrics(self.run_id, metrics, step)
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         """Attach ``tags`` to the open run."""

@@ -1,4 +1,4 @@
-"""`poreml train | evaluate | predict | ui` through a Typer app (CliRunner)."""
+"""`poreml train | evaluate | predict` through a Typer app (CliRunner)."""
 
 from __future__ import annotations
 
@@ -238,20 +238,3 @@ def test_evaluate_writes_tables_and_plots(tmp_path: Path) -> None:
     metrics = pd.read_csv(out / "surrogate_real_metrics.csv")
     assert set(metrics["model"]) == {"ridge", "mean"}
     assert "skipped" in result.output  # targets with < 15 rows are listed
-
-
-def test_ui_runs_mlflow_on_the_configured_store(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import subprocess
-
-    calls: list[list[str]] = []
-    monkeypatch.setenv("POREML_TRACKING_URI", f"sqlite:///{tmp_path / 'm.db'}")
-    monkeypatch.setattr(subprocess, "call", lambda cmd: calls.append(cmd) or 0)
-    result = _invoke("ui", "--port", "5123")
-    assert result.exit_code == 0, result.output
-    (cmd,) = calls
-    assert cmd[1:4] == ["-m", "mlflow", "ui"]
-    assert cmd[cmd.index("--backend-store-uri") + 1] == f"sqlite:///{tmp_path / 'm.db'}"
-    assert cmd[cmd.index("--host") + 1] == "127.0.0.1"
-    assert cmd[cmd.index("--port") + 1] == "5123"

@@ -15,6 +15,7 @@ import pytest
 from poreml.design.config import CampaignConfig
 from poreml.optimize.acquisition import AcquisitionSettings
 from poreml.optimize.campaign import Campaign
+from poreml.optimize.store import MemoryStore
 from poreml.tracking.campaign_runs import CampaignRuns, config_params
 
 CONFIG = Path("experiments/campaign_td_vs_buffering.toml")
@@ -123,3 +124,82 @@ def test_config_params_are_flat_and_readable() -> None:
     params = config_params(CampaignConfig.from_toml(CONFIG))
     assert all(not isinstance(v, dict | list) for v in params.values())
     assert "(ref " in params["objectives"]
+
+
+def test_parent_run_name_tells_campaigns_apart() -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from poreml.tracking.campaign_runs import parent_run_name
+
+    when = datetime(2026, 12, 1, 23, 30, tzinfo=UTC)
+    assert (
+        parent_run_name("td-vs-buffering", "demo-20261201", when)
+        == "td-vs-buffering · demo-20261201 · 2026-12-01"
+    )
+    # the date is the UTC date, whatever the local zone of ``when``
+    tokyo = when.astimezone(timezone(timedelta(hours=9)))
+    assert parent_run_name("td", "abcd1234", tokyo) == "td · abcd1234 · 2026-12-01"
+    assert parent_run_name("td", None, when) == "td · 2026-12-01"
+
+
+def test_parent_run_is_named_by_config_folder_and_date(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    tracker = Recorder()
+    first = Campaign.create(tmp_path / "lab-a", CONFIG, listeners=[CampaignRuns(tracker)])
+    Campaign.create(tmp_path / "lab-b", CONFIG, listeners=[CampaignRuns(tracker)])
+    today = datetime.now(UTC).date().isoformat()
+    names = [run["name"] for run in tracker.runs]
+    assert names == [
+        f"{first.config.name} · lab-a · {today}",
+        f"{first.config.name} · lab-b · {today}",
+    ]
+    assert tracker.runs[0]["tags"]["poreml.campaign"] == first.config.name
+
+
+def test_campaign_without_folder_is_named_by_short_run_id(store: Path) -> None:
+    from poreml.tracking.mlflow_tracker import MlflowTracker
+
+    tracker = MlflowTracker("campaign-no-folder")
+    campaign = Campaign.create(MemoryStore(), CONFIG, listeners=[CampaignRuns(tracker)])
+    run_id = campaign.tracking["parent_run_id"]
+    name = tracker.client.get_run(run_id).info.run_name
+    parts = name.split(" · ")
+    assert parts[:2] == [campaign.config.name, run_id[:8]] and len(parts) == 3
+
+
+def test_parent_run_has_one_hypervolume_point_per_round(store: Path, tmp_path: Path) -> None:
+    from poreml.tracking.mlflow_tracker import MlflowTracker
+
+    tracker = MlflowTracker("campaign-parent-series")
+    campaign = Campaign.create(
+        tmp_path / "c",
+        CONFIG,
+        settings=AcquisitionSettings.fast(),
+        listeners=[CampaignRuns(tracker)],
+    )
+    values = [(1.0, 10.0), (1.4, 8.0)]  # (tap density, expansion) of rounds 1 and 2
+    for tap, expansion in values:
+        results = _results(campaign.ask(2))
+        results["tap_density_g_cm3"] = tap
+        results["expansion_pct"] = expansion
+        campaign.tell(results)
+    parent = campaign.tracking["parent_run_id"]
+    client = tracker.client
+    history = client.get_metric_history(parent, "hypervolume")
+    assert [m.step for m in history] == [1, 2]
+    assert [m.value for m in history] == [t["hypervolume"] for t in campaign.to_dict()["tells"]]
+    assert history[1].value > history[0].value > 0
+    counts = client.get_metric_history(parent, "n_observations")
+    assert [(m.step, m.value) for m in counts] == [(1, 2.0), (2, 4.0)]
+    best = client.get_metric_history(parent, "best.tap_density_g_cm3")
+    assert [(m.step, m.value) for m in best] == [(1, 1.0), (2, 1.4)]
+    # the child runs keep their own metrics
+    children = client.search_runs([tracker.experiment_id], f"tags.mlflow.parentRunId = '{parent}'")
+    assert sorted(r.info.run_name for r in children) == [
+        "observe-001",
+        "observe-002",
+        "round-001",
+        "round-002",
+    ]
+    assert all("hypervolume" in r.data.metrics for r in children)

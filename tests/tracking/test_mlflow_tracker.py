@@ -106,3 +106,37 @@ def test_explicit_tracking_uri_wins_over_settings(
     assert remote.artifact_location is None
     monkeypatch.setenv("POREML_ARTIFACT_LOCATION", "s3://bucket/poreml")
     assert MlflowTracker().artifact_location == "s3://bucket/poreml"
+
+
+def test_new_experiments_are_marked_as_model_development(store: Path) -> None:
+    from poreml.tracking.mlflow_tracker import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
+
+    tracker = MlflowTracker("kind-new")
+    experiment = tracker.client.get_experiment(tracker.experiment_id)
+    assert experiment.tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND == "custom_model_development"
+
+
+def test_existing_experiments_get_the_kind_when_opened_and_a_chosen_kind_is_kept(
+    store: Path,
+) -> None:
+    from poreml.tracking.mlflow_tracker import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
+
+    client = MlflowTracker("kind-old").client
+    old = client.create_experiment("kind-old")  # as made before poreml set the kind
+    assert EXPERIMENT_KIND_TAG not in client.get_experiment(old).tags
+    assert MlflowTracker("kind-old").experiment_id == old
+    assert client.get_experiment(old).tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
+
+    chosen = client.create_experiment("kind-chosen", tags={EXPERIMENT_KIND_TAG: "finetuning"})
+    assert MlflowTracker("kind-chosen").experiment_id == chosen
+    assert client.get_experiment(chosen).tags[EXPERIMENT_KIND_TAG] == "finetuning"
+
+
+def test_log_run_metrics_adds_a_series_to_a_closed_run(store: Path) -> None:
+    tracker = MlflowTracker("closed-run-metrics")
+    with tracker.start_run("parent") as run:
+        pass
+    for step, value in ((1, 0.5), (2, 0.75), (3, float("nan"))):
+        tracker.log_run_metrics(run.info.run_id, {"hypervolume": value}, step=step)
+    history = tracker.client.get_metric_history(run.info.run_id, "hypervolume")
+    assert [(m.step, m.value) for m in history] == [(1, 0.5), (2, 0.75)]
