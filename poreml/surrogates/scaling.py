@@ -18,9 +18,10 @@ identity above a few units and a log below one.
 
 Training values on or beyond a warp's boundary follow a stated rule, never a silent drop:
 
-* ``log``: values in ``[0, LOG_FLOOR)`` are raised to :data:`LOG_FLOOR` before the log;
-  negative values are an error.
-* ``softplus``: the same rule with the same floor.
+* ``log`` and ``softplus``: values below :data:`LOG_FLOOR` are raised to it before the warp.
+  That includes negative readings, which additive measurement noise gives for a positive
+  quantity near 0 (the virtual lab reports a few negative capacities of designs with almost
+  no silicon); they stay in the fit, at the floor.
 * ``logit_pct``: values in ``[0, LOGIT_EPS_PCT)`` or ``(100 - LOGIT_EPS_PCT, 100]`` are moved to
   :data:`LOGIT_EPS_PCT` / ``100 - LOGIT_EPS_PCT`` before the logit of ``value / 100`` (the
   virtual lab clips ICE and retention into [0, 100], so 100 occurs); values outside [0, 100] are
@@ -53,7 +54,7 @@ __all__ = [
 ]
 
 LOG_FLOOR = 1e-2
-"""Values of a ``log`` target in ``[0, LOG_FLOOR)`` are raised to it before the log."""
+"""Values of a ``log`` or ``softplus`` target below this are raised to it before the warp."""
 
 LOGIT_EPS_PCT = 0.1
 """Percentage points kept between a ``logit_pct`` value and 0 or 100 before the logit: the
@@ -76,10 +77,12 @@ class TargetTransform:
     Attributes:
         forward: original units → warped (elementwise; boundary values squeezed as the module
             doc says).
-        inverse: warped → original units (elementwise); maps the real line into ``support``.
+        inverse: warped → original units (elementwise); maps the real line into the
+            physical range ((0, ∞) or (0, 100)).
         moments: ``(mu, var)`` of a Gaussian in warped space → ``(mean, var)`` of its image in
             original units.
-        support: ``(low, high)`` of the original values ``fit`` accepts (module doc).
+        support: ``(low, high)`` of the original values ``fit`` accepts (module doc); values
+            between it and the physical range are squeezed by the module doc's rule.
     """
 
     forward: Callable[[Tensor], Tensor]
@@ -138,13 +141,11 @@ TARGET_TRANSFORMS: Mapping[str, TargetTransform] = MappingProxyType(
             lambda y: torch.log(torch.clamp(y, min=LOG_FLOOR)),
             torch.exp,
             _log_moments,
-            (0.0, math.inf),
         ),
         "softplus": TargetTransform(
             _softplus_forward,
             _softplus_inverse,
             _quadrature_moments(_softplus_inverse),
-            (0.0, math.inf),
         ),
         "logit_pct": TargetTransform(
             _logit_pct_forward,
@@ -167,12 +168,14 @@ DEFAULT_TARGET_TRANSFORMS: Mapping[str, str] = MappingProxyType(
         "expansion_pct": "softplus",
         "tap_density_g_cm3": "log",
         "ssa_m2_g": "log",
-        "specific_capacity_mah_g": "log",
+        "specific_capacity_mah_g": "softplus",
     }
 )
 """Warp of each target when ``target_transforms`` does not say otherwise (else ``none``): the
-percentages bounded by 0 and 100 get ``logit_pct``, the positive quantities ``log``, volume
-expansion (0 when the pores take up the swelling) ``softplus``."""
+percentages bounded by 0 and 100 get ``logit_pct``; the positive quantities that span a
+decade or more ``log``; those measured down to 0 with additive noise ``softplus``: volume
+expansion (0 when the pores take up the swelling) and specific capacity (near 0 for almost no
+silicon)."""
 
 PLAIN_TARGET_TRANSFORMS: Mapping[str, str] = MappingProxyType(
     {

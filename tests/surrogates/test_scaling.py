@@ -99,9 +99,15 @@ def test_boundary_values_are_squeezed_by_the_stated_rule_not_dropped() -> None:
     assert torch.isfinite(scaler.transform(y)).all()
 
 
-@pytest.mark.parametrize(
-    ("transform", "bad"), [("logit_pct", 100.5), ("logit_pct", -1.0), ("log", -0.2)]
-)
+@pytest.mark.parametrize("transform", ["log", "softplus"])
+def test_negative_readings_of_a_positive_target_are_kept_at_the_floor(transform) -> None:
+    y = torch.tensor([[1200.0], [-5.4], [0.0], [3.0]], dtype=torch.float64)
+    scaler = TargetScaler.fit(y, ["specific_capacity_mah_g"], [transform])
+    back = scaler.inverse(scaler.transform(y))[:, 0].numpy()
+    np.testing.assert_allclose(back, [1200.0, LOG_FLOOR, LOG_FLOOR, 3.0], rtol=1e-9)
+
+
+@pytest.mark.parametrize(("transform", "bad"), [("logit_pct", 100.5), ("logit_pct", -1.0)])
 def test_values_outside_a_warps_support_are_reported_by_row_and_column(transform, bad) -> None:
     y = torch.tensor([[50.0], [bad], [60.0]], dtype=torch.float64)
     with pytest.raises(DataValidationError) as err:
@@ -113,9 +119,10 @@ def test_values_outside_a_warps_support_are_reported_by_row_and_column(transform
 def test_defaults_warp_every_bounded_target_by_its_physics() -> None:
     assert DEFAULT_TARGET_TRANSFORMS["ice_pct"] == DEFAULT_TARGET_TRANSFORMS["retention_pct"]
     assert DEFAULT_TARGET_TRANSFORMS["ice_pct"] == "logit_pct"
-    for t in ("tap_density_g_cm3", "ssa_m2_g", "specific_capacity_mah_g"):
+    for t in ("tap_density_g_cm3", "ssa_m2_g"):
         assert DEFAULT_TARGET_TRANSFORMS[t] == "log"
-    assert DEFAULT_TARGET_TRANSFORMS["expansion_pct"] == "softplus"
+    for t in ("expansion_pct", "specific_capacity_mah_g"):
+        assert DEFAULT_TARGET_TRANSFORMS[t] == "softplus"
     assert set(DEFAULT_TARGET_TRANSFORMS.values()) <= set(TARGET_TRANSFORMS)
 
 
