@@ -179,7 +179,19 @@ CandidatePrediction: type[BaseModel] = create_model(
     index=(int, Field(description="0-based position of the candidate in the request")),
     **{name: _design_field(COLUMNS[name], required=True) for name in DESIGN_COLUMNS},
     **{name: (TargetPrediction, ...) for name in TARGETS},
-    in_domain=(bool, Field(description="inside the training domain of the model")),
+    domain_distance=(
+        float,
+        Field(
+            ge=0.0,
+            description="mean distance to the nearest training designs in the model's "
+            "standardised feature space, divided by the threshold calibrated on held-out "
+            "training rows: <= 1 is within it, larger is extrapolation",
+        ),
+    ),
+    in_domain=(
+        bool,
+        Field(description="inside the training domain: domain_distance <= 1 and a trained route"),
+    ),
 )
 """Response model of one predicted candidate."""
 

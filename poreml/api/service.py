@@ -63,6 +63,9 @@ class Predictions:
         mean, std, lower, upper: float arrays of shape ``(n, len(targets))`` in contract units;
             ``lower``/``upper`` bound the central :data:`INTERVAL_LEVEL` interval.
         in_domain: bool array ``(n,)``: inside the training domain of the model.
+        domain_distance: float array ``(n,)``: distance to the training data relative to the
+            model's calibrated threshold (``<= 1`` within it;
+            :meth:`~poreml.surrogates.base.Surrogate.domain_distance`).
     """
 
     targets: tuple[str, ...]
@@ -71,6 +74,7 @@ class Predictions:
     lower: np.ndarray
     upper: np.ndarray
     in_domain: np.ndarray
+    domain_distance: np.ndarray
 
     def column(self, target: str) -> int:
         """Index of ``target`` on the last axis."""
@@ -172,6 +176,7 @@ class ServedModel:
                 for stat in _STATS
             }
             in_domain = table["in_domain"].to_numpy(bool)
+            distance = table["domain_distance"].to_numpy(np.float64)
         except Exception as err:
             failure = ModelUnavailableError(
                 f"the model failed on a batch of {len(X)} candidate(s): {type(err).__name__}: {err}"
@@ -183,7 +188,13 @@ class ServedModel:
         offset = 0
         for job, start, stop in pieces:
             rows = slice(offset, offset + stop - start)
-            job.fill(start, stop, {k: v[rows] for k, v in values.items()}, in_domain[rows])
+            job.fill(
+                start,
+                stop,
+                {k: v[rows] for k, v in values.items()},
+                in_domain[rows],
+                distance[rows],
+            )
             offset += stop - start
 
 
@@ -197,6 +208,7 @@ class _Job:
         self.done = 0  # rows with predictions
         self.values = {stat: np.empty((self.n, n_targets)) for stat in _STATS}
         self.in_domain = np.empty(self.n, dtype=bool)
+        self.domain_distance = np.empty(self.n, dtype=np.float64)
         self.error: ModelUnavailableError | None = None
 
     @property
@@ -205,12 +217,18 @@ class _Job:
         return self.error is not None or self.done == self.n
 
     def fill(
-        self, start: int, stop: int, values: Mapping[str, np.ndarray], in_domain: np.ndarray
+        self,
+        start: int,
+        stop: int,
+        values: Mapping[str, np.ndarray],
+        in_domain: np.ndarray,
+        domain_distance: np.ndarray,
     ) -> None:
         """Store predictions of rows ``start:stop``."""
         for stat, block in values.items():
             self.values[stat][start:stop] = block
         self.in_domain[start:stop] = in_domain
+        self.domain_distance[start:stop] = domain_distance
         self.done += stop - start
 
     def fail(self, error: ModelUnavailableError) -> None:
@@ -232,7 +250,9 @@ class _Job:
                     f"the model returned a non-finite {stat} for {targets[col]} "
                     f"(candidate {row} and {int(bad.any(axis=1).sum()) - 1} more)"
                 )
-        return Predictions(targets, in_domain=self.in_domain, **self.values)
+        return Predictions(
+            targets, in_domain=self.in_domain, domain_distance=self.domain_distance, **self.values
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -409,6 +429,7 @@ def screen(
         pred.lower[order],
         pred.upper[order],
         pred.in_domain[order],
+        pred.domain_distance[order],
     )
     return out, kept
 
@@ -419,7 +440,7 @@ def screen(
 
 def prediction_records(frame: pd.DataFrame, pred: Predictions) -> list[dict[str, Any]]:
     """One JSON object per candidate: the columns of ``frame``, then per target
-    ``{"mean", "std", "lower", "upper"}``, then ``in_domain``.
+    ``{"mean", "std", "lower", "upper"}``, then ``domain_distance`` and ``in_domain``.
 
     Built column-wise (``tolist`` per column, one ``zip`` over rows), so ten thousand
     candidates cost milliseconds.
@@ -439,14 +460,22 @@ def prediction_records(frame: pd.DataFrame, pred: Predictions) -> list[dict[str,
         ]
         for j in range(len(pred.targets))
     ]
-    names = columns + list(pred.targets) + ["in_domain"]
-    rows = zip(*values, *per_target, pred.in_domain.tolist(), strict=True)
+    names = columns + list(pred.targets) + ["domain_distance", "in_domain"]
+    rows = zip(
+        *values,
+        *per_target,
+        pred.domain_distance.tolist(),
+        pred.in_domain.tolist(),
+        strict=True,
+    )
     return [dict(zip(names, row, strict=True)) for row in rows]
 
 
 def predictions_csv(frame: pd.DataFrame, pred: Predictions) -> str:
-    """The same rows as CSV: ``frame``'s columns, ``in_domain``, then ``<target>_<stat>``."""
+    """The same rows as CSV: ``frame``'s columns, ``domain_distance``, ``in_domain``, then
+    ``<target>_<stat>``."""
     table = frame.copy()
+    table["domain_distance"] = pred.domain_distance
     table["in_domain"] = pred.in_domain
     for j, t in enumerate(pred.targets):
         for stat in _STATS:

@@ -57,6 +57,7 @@ from poreml.exceptions import OptimizationError
 from poreml.surrogates.base import TARGETS
 from poreml.surrogates.botorch_adapter import SurrogateModel, UnbatchedModel
 from poreml.surrogates.registry import make
+from poreml.surrogates.scaling import PLAIN_TARGET_TRANSFORMS
 from poreml.virtual_lab.params import lab_params
 from poreml.virtual_lab.physics import simulate
 
@@ -355,7 +356,15 @@ def fit_campaign_model(
     order: list[str] = []
     sources: dict[str, str] = {}
     if supported:
-        params = {"targets": supported, "random_state": int(seed), **(surrogate_params or {})}
+        # The campaign keeps Gaussian targets in contract units (BET area in logs): its
+        # acquisition and pinned proposals were fixed with them; a campaign file may still ask
+        # for the physical warps through surrogate_params.
+        params = {
+            "targets": supported,
+            "random_state": int(seed),
+            "target_transforms": dict(PLAIN_TARGET_TRANSFORMS),
+            **(surrogate_params or {}),
+        }
         sur = make(surrogate, **params)
         y = train[supported].apply(pd.to_numeric, errors="coerce")
         sur.fit(train[list(DESIGN_COLUMNS)], y)

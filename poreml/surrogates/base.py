@@ -54,6 +54,9 @@ TARGETS: tuple[str, ...] = (
 )
 """Measured columns the surrogates predict, in this order."""
 
+_DOMAIN_REFERENCE = "domain.reference"
+"""Key of the domain's encoded training rows in a saved model's tensors."""
+
 
 @dataclass
 class FittedState:
@@ -81,11 +84,14 @@ class Surrogate(BaseEstimator):
     Common settings:
         feature_set: ``"design"`` or ``"descriptors"`` (:data:`FEATURE_SETS`).
         targets: target columns to model (default: :data:`TARGETS` that are not inputs).
-        target_transforms: per-target transform names overriding
-            :data:`DEFAULT_TARGET_TRANSFORMS` (keys: targets, values: :data:`TARGET_TRANSFORMS`).
+        target_transforms: per-target transform names overriding the class's
+            :attr:`default_target_transforms` (:data:`DEFAULT_TARGET_TRANSFORMS`: ``logit_pct``
+            for ICE and retention, ``log`` for the positive targets; keys: targets, values:
+            :data:`TARGET_TRANSFORMS`).
         missing_indicators: ``"auto"``, ``"all"`` or ``"none"``
             (:data:`~poreml.surrogates.features.MISSING_INDICATORS`).
-        domain_margin: relative widening of the training ranges in :meth:`in_domain`.
+        domain_margin: relative widening of the calibrated domain-distance threshold
+            (:mod:`~poreml.surrogates.domain`).
         random_state: seed of everything random in ``fit``.
 
     Fitted attributes (end in ``_``): ``targets_``, ``feature_columns_``, ``feature_names_out_``,
@@ -99,6 +105,9 @@ class Surrogate(BaseEstimator):
     differentiable: ClassVar[bool] = False
     """Whether :meth:`_posterior_parts` is differentiable in the inputs (gradient-based
     acquisition optimisation is possible)."""
+
+    default_target_transforms: ClassVar[Mapping[str, str]] = DEFAULT_TARGET_TRANSFORMS
+    """Transform of each target when ``target_transforms`` does not name it (else ``none``)."""
 
     _min_rows: ClassVar[int] = 2
     """Fewest measured rows a target needs."""
@@ -209,7 +218,9 @@ class Surrogate(BaseEstimator):
             if too_few:
                 raise DataValidationError(too_few, source="y")
             transforms = [
-                dict(self.target_transforms or {}).get(t, DEFAULT_TARGET_TRANSFORMS.get(t, "none"))
+                dict(self.target_transforms or {}).get(
+                    t, self.default_target_transforms.get(t, "none")
+                )
                 for t in targets
             ]
             self.encoder_ = FeatureEncoder.fit(raw, columns, self.missing_indicators)
@@ -217,7 +228,7 @@ class Surrogate(BaseEstimator):
             self.targets_ = tuple(targets)
             self.feature_columns_ = tuple(columns)
             self.feature_names_out_ = self.encoder_.names
-        self.domain_ = DomainStats.fit(raw, columns, float(self.domain_margin))
+        self.domain_ = DomainStats.fit(raw, columns, float(self.domain_margin), self.encoder_)
         self.n_train_ = len(X)
         self.n_observed_ = dict(zip(targets, (int(c) for c in counts), strict=True))
         features = self.encoder_.transform(raw)
@@ -247,9 +258,11 @@ class Surrogate(BaseEstimator):
     ) -> dict[str, pd.DataFrame]:
         """Central predictive intervals.
 
-        The predictive distribution is Gaussian in each target's model space (for the
-        ensemble: the moment-matched Gaussian of its mixture); bounds are its quantiles mapped
-        back to contract units (exact log-normal quantiles for log-scale targets).
+        The predictive distribution is Gaussian in each target's warped, standardised model
+        space (for the ensemble: the moment-matched Gaussian of its mixture) and its image
+        through the inverse warp in contract units (:mod:`~poreml.surrogates.scaling`): bounds
+        are that distribution's exact quantiles (log-normal for ``log`` targets, logit-normal
+        in (0, 100) for ``logit_pct`` ones), ``mean`` and ``std`` its moments.
 
         Args:
             X: rows to predict.
@@ -272,10 +285,10 @@ class Surrogate(BaseEstimator):
         observation_noise: bool = True,
         check_input: bool = True,
     ) -> pd.DataFrame:
-        """Every target's mean, std and central interval plus the domain flag, in one pass.
+        """Every target's mean, std and central interval plus the domain distance and flag.
 
         The serving path (CLI ``predict``, the API, the MLflow pyfunc): inputs are checked and
-        encoded once for both the predictions and :meth:`in_domain`.
+        encoded once for the predictions, :meth:`domain_distance` and :meth:`in_domain`.
 
         Args:
             X: rows to predict, optional ``candidate_id``.
@@ -288,7 +301,8 @@ class Surrogate(BaseEstimator):
 
         Returns:
             ``candidate_id`` (when given), then per target ``<target>_mean``, ``_std``,
-            ``_lower``, ``_upper``, then ``in_domain`` (bool); the index of ``X``.
+            ``_lower``, ``_upper``, then ``domain_distance`` (float, ``<= 1`` within the
+            calibrated threshold) and ``in_domain`` (bool); the index of ``X``.
         """
         self._check_fitted()
         raw = self._raw_inputs(X, source="X") if check_input else self._tensors_from_valid(X)
@@ -299,7 +313,9 @@ class Surrogate(BaseEstimator):
         for target, frame in intervals.items():
             for stat in ("mean", "std", "lower", "upper"):
                 columns[f"{target}_{stat}"] = frame[stat].to_numpy(dtype=float)
-        columns["in_domain"] = self.domain_.contains(raw, self.encoder_)
+        distance = self.domain_.distance(raw, self.encoder_)
+        columns["domain_distance"] = distance
+        columns["in_domain"] = self.domain_.contains(raw, self.encoder_, distance)
         return pd.DataFrame(columns, index=X.index)
 
     def _intervals(
@@ -333,14 +349,26 @@ class Surrogate(BaseEstimator):
         return out
 
     def in_domain(self, X: pd.DataFrame) -> np.ndarray:
-        """Whether each row of ``X`` lies in the training domain
-        (:class:`~poreml.surrogates.domain.DomainStats`).
+        """Whether each row of ``X`` lies in the training domain: :meth:`domain_distance`
+        ``<= 1`` and a route seen in training (:class:`~poreml.surrogates.domain.DomainStats`).
 
         Returns:
             Boolean array of shape ``(len(X),)``.
         """
         self._check_fitted()
         return self.domain_.contains(self._raw_inputs(X, source="X"), self.encoder_)
+
+    def domain_distance(self, X: pd.DataFrame) -> np.ndarray:
+        """How far each row of ``X`` lies from the training data, relative to the threshold
+        calibrated at fit time: the mean distance to the nearest training rows in the
+        standardised feature space divided by the threshold, so ``<= 1`` is within it
+        (:mod:`poreml.surrogates.domain`).
+
+        Returns:
+            Float array of shape ``(len(X),)``, ``>= 0``.
+        """
+        self._check_fitted()
+        return self.domain_.distance(self._raw_inputs(X, source="X"), self.encoder_)
 
     def encode(self, X: pd.DataFrame) -> pd.DataFrame:
         """The standardised feature matrix of ``X`` (columns :attr:`feature_names_out_`)."""
@@ -542,9 +570,10 @@ class Surrogate(BaseEstimator):
             "domain": self.domain_.to_dict(),
             "model": state.meta,
         }
-        saved = SavedModel(
-            self.name, self.get_params(deep=False), fitted, state.tensors, state.artifact
-        )
+        tensors = dict(state.tensors)
+        if self.domain_.reference is not None:
+            tensors[_DOMAIN_REFERENCE] = torch.as_tensor(self.domain_.reference)
+        saved = SavedModel(self.name, self.get_params(deep=False), fitted, tensors, state.artifact)
         return write_model(path, saved)
 
     @classmethod
@@ -582,8 +611,10 @@ class Surrogate(BaseEstimator):
         model.encoder_ = FeatureEncoder.from_dict(fitted["encoder"])
         model.feature_names_out_ = model.encoder_.names
         model.target_scaler_ = TargetScaler.from_dict(fitted["target_scaler"])
-        model.domain_ = DomainStats.from_dict(fitted["domain"])
-        model._restore(FittedState(fitted["model"], saved.tensors, saved.artifact))
+        tensors = dict(saved.tensors)
+        reference = tensors.pop(_DOMAIN_REFERENCE, None)
+        model.domain_ = DomainStats.from_dict(fitted["domain"], reference)
+        model._restore(FittedState(fitted["model"], tensors, saved.artifact))
         return model
 
 

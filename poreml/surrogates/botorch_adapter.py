@@ -20,9 +20,11 @@ units:
   differentiable (``differentiable = False``: optimise the acquisition over discrete
   candidates).
 
-Log-scale targets (``ssa_m2_g``) come back through a
-:class:`~botorch.posteriors.transformed.TransformedPosterior` (exp of the Gaussian samples;
-log-normal mean and variance).
+Warped targets (:data:`~poreml.surrogates.scaling.DEFAULT_TARGET_TRANSFORMS`: ``log`` for the
+positive quantities, ``logit_pct`` for ICE and retention) come back through a
+:class:`~botorch.posteriors.transformed.TransformedPosterior`: samples through the inverse warp
+(exp, or 100·sigmoid), mean and variance those of the log-normal (closed form) or logit-normal
+(Gauss–Hermite quadrature).
 """
 
 from __future__ import annotations

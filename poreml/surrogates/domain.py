@@ -1,38 +1,73 @@
-"""The domain of applicability of a fitted surrogate: where its training data lay.
+"""The domain of applicability of a fitted surrogate: how far a row lies from the training data.
 
-A row is in domain when every observed continuous input lies inside the training range of that
-column widened by ``margin`` times the range on each side (ranges in log10 for
-:data:`~poreml.surrogates.features.LOG_FEATURES`), its route was seen in training, and each of
-its missing cells is either a column that also had missing cells in training or one whose
-imputed value lies inside that widened range.
+A row's **domain distance** is the larger of two ratios, each ``<= 1`` inside its limit:
+
+* the **neighbour ratio**: the mean Euclidean distance from the row's encoded features (the
+  :class:`~poreml.surrogates.features.FeatureEncoder`'s standardised matrix ``z``: log10 of the
+  log-scale columns, one-hot route, missing indicators, each standardised) to its
+  :data:`NEIGHBORS` nearest training rows, divided by a threshold calibrated at fit time:
+  ``(1 + margin)`` times the :data:`QUANTILE` quantile of the leave-one-out distances of the
+  training rows (each row's mean distance to its nearest *other* training rows). A new row
+  drawn like the training data lies within it with probability about :data:`QUANTILE` or more.
+  This is what flags a design in an empty corner of the training box (several columns near
+  their extremes at once) although each column alone is in range.
+* the **range ratio**: the largest excursion of a continuous column from the centre of its
+  training range (log10 for :data:`~poreml.surrogates.features.LOG_FEATURES`) widened by
+  ``margin`` of the range on each side (1 = on the widened edge), so a single column beyond
+  what was trained is never hidden by the others. A missing cell counts with its imputed value,
+  except in a column that had missing training cells too (the model learnt what "missing"
+  means there).
+
+A row is **in domain** when its domain distance is ``<= 1``, its (imputed) route was seen in
+training and it gives no value for a column never observed in training (nothing was learnt
+about it). Cost: one k-nearest-neighbour query against the ``n`` training rows (scikit-learn
+``NearestNeighbors``) and a pass over the columns, vectorised over the batch.
+
+Models saved before the neighbour ratio existed carry only the training ranges: their domain
+distance is the range ratio alone, which reproduces the bounding-box rule they were saved with.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
+from sklearn.neighbors import NearestNeighbors
 from torch import Tensor
 
 from poreml.surrogates.features import LOG_FEATURES, FeatureEncoder
 
-__all__ = ["DomainStats"]
+__all__ = ["NEIGHBORS", "QUANTILE", "DomainStats"]
+
+NEIGHBORS = 5
+"""Neighbours averaged in the domain distance (fewer when there are fewer training rows)."""
+
+QUANTILE = 0.95
+"""Quantile of the leave-one-out training distances that sets the threshold (before
+``margin``): at least this share of rows drawn like the training data is in domain."""
 
 
 @dataclass(frozen=True)
 class DomainStats:
-    """Training ranges for :meth:`Surrogate.in_domain` (module doc).
+    """The fitted domain of applicability (module doc).
 
     Attributes:
         low, high: per continuous input column, the observed training range (log10 for
-            :data:`LOG_FEATURES`); NaN when the column was never observed.
+            :data:`LOG_FEATURES`); NaN when the column was never observed. Reported by the API
+            and used by the box rule of old saved models.
         routes: route codes seen in training.
         missing_seen: input columns with at least one missing training cell.
-        margin: relative widening of each range on both sides.
+        margin: relative widening of the distance threshold (of each range for the box rule).
+        neighbors: neighbours averaged in the distance.
+        quantile: quantile of the leave-one-out distances that sets the threshold.
+        threshold: distance (in standardised feature units) that maps to domain distance 1;
+            None for a model saved before the distance existed (box rule).
+        reference: the encoded training rows ``(n, d)``, the neighbours searched; None with
+            ``threshold``.
     """
 
     low: dict[str, float]
@@ -40,10 +75,38 @@ class DomainStats:
     routes: tuple[int, ...]
     missing_seen: tuple[str, ...]
     margin: float
+    neighbors: int = NEIGHBORS
+    quantile: float = QUANTILE
+    threshold: float | None = None
+    reference: np.ndarray | None = field(default=None, repr=False, compare=False)
+    _index: NearestNeighbors | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.reference is not None:
+            index = NearestNeighbors().fit(np.asarray(self.reference, dtype=np.float64))
+            object.__setattr__(self, "_index", index)
 
     @classmethod
-    def fit(cls, raw: Mapping[str, Tensor], columns: Sequence[str], margin: float) -> DomainStats:
-        """Collect the ranges from training inputs (``raw`` as in :meth:`FeatureEncoder.fit`)."""
+    def fit(
+        cls,
+        raw: Mapping[str, Tensor],
+        columns: Sequence[str],
+        margin: float,
+        encoder: FeatureEncoder,
+        *,
+        neighbors: int = NEIGHBORS,
+        quantile: float = QUANTILE,
+    ) -> DomainStats:
+        """Calibrate on the training inputs (``raw`` as in :meth:`FeatureEncoder.fit`).
+
+        Args:
+            raw: the training inputs.
+            columns: the feature set's input columns.
+            margin: relative widening of the threshold.
+            encoder: the fitted encoder whose standardised features the distance is taken in.
+            neighbors: neighbours averaged.
+            quantile: quantile of the leave-one-out distances that sets the threshold.
+        """
         low: dict[str, float] = {}
         high: dict[str, float] = {}
         missing_seen = []
@@ -59,46 +122,119 @@ class DomainStats:
             high[name] = float(observed.max()) if observed.numel() else math.nan
         route = raw["route"]
         routes = tuple(sorted({int(r) for r in route[~torch.isnan(route)].tolist()}))
-        return cls(low, high, routes, tuple(missing_seen), margin)
+        reference = encoder.transform(raw).z.detach().cpu().numpy().astype(np.float64)
+        n = reference.shape[0]
+        k = max(1, min(neighbors, n - 1))
+        # k + 1 neighbours of each training row among all of them: the first is the row itself
+        # (or an exact duplicate, also at distance 0), so the rest are its leave-one-out ones.
+        dist, _ = NearestNeighbors(n_neighbors=min(k + 1, n)).fit(reference).kneighbors(reference)
+        held_out = dist[:, 1:].mean(axis=1) if n > 1 else np.zeros(1)
+        threshold = float(np.quantile(held_out, quantile)) * (1.0 + margin)
+        # All rows identical: any other point is out of domain, the same point is not.
+        threshold = threshold if threshold > 0.0 else 1e-12
+        return cls(
+            low,
+            high,
+            routes,
+            tuple(missing_seen),
+            margin,
+            int(k),
+            float(quantile),
+            threshold,
+            reference,
+        )
 
-    def contains(self, raw: Mapping[str, Tensor], encoder: FeatureEncoder) -> np.ndarray:
-        """Boolean array ``(n,)``: whether each row lies in the domain of applicability."""
-        n = len(next(iter(raw.values())))
-        ok = np.ones(n, dtype=bool)
-        for name in encoder.continuous:
-            value = raw[name].numpy()
-            miss = np.isnan(value)
-            filled = np.where(miss, encoder.fill[name], value)
-            filled = np.log10(filled) if name in LOG_FEATURES else filled
-            lo, hi = self.low[name], self.high[name]
-            pad = self.margin * (hi - lo) + 1e-9 * max(1.0, abs(lo), abs(hi))
-            inside = (filled >= lo - pad) & (filled <= hi + pad)  # False when never observed
-            ok &= np.where(miss, inside | (name in self.missing_seen), inside)
+    def distance(self, raw: Mapping[str, Tensor], encoder: FeatureEncoder) -> np.ndarray:
+        """Domain distance of each row, float array ``(n,)`` (module doc): ``<= 1`` within both
+        the calibrated neighbour threshold and the widened training ranges."""
+        box = self._range_ratio(raw, encoder)
+        if self._index is None or self.threshold is None:
+            return box
+        z = encoder.transform(raw).z.detach().cpu().numpy().astype(np.float64)
+        k = min(self.neighbors, self.reference.shape[0])  # type: ignore[union-attr]
+        dist, _ = self._index.kneighbors(z, n_neighbors=k)
+        return np.maximum(dist.mean(axis=1) / self.threshold, box)
+
+    def contains(
+        self,
+        raw: Mapping[str, Tensor],
+        encoder: FeatureEncoder,
+        distance: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Boolean array ``(n,)``: whether each row lies in the domain of applicability.
+
+        Args:
+            raw: the rows' inputs.
+            encoder: the model's encoder.
+            distance: :meth:`distance` of the same rows when already computed.
+        """
+        d = self.distance(raw, encoder) if distance is None else distance
+        ok = d <= 1.0
         route = raw["route"].numpy()
         miss = np.isnan(route)
         code = np.where(miss, encoder.route_fill, np.nan_to_num(route)).astype(int)
         seen = np.isin(code, self.routes)
         ok &= np.where(miss, seen | ("route" in self.missing_seen), seen)
+        for name in encoder.continuous:
+            if math.isnan(self.low[name]):  # never observed in training: only missing is known
+                ok &= np.isnan(raw[name].numpy())
         return ok
 
+    def _range_ratio(self, raw: Mapping[str, Tensor], encoder: FeatureEncoder) -> np.ndarray:
+        """Largest excursion from the widened training ranges' centres (1 = on an edge)."""
+        n = len(next(iter(raw.values())))
+        worst = np.zeros(n)
+        for name in encoder.continuous:
+            lo, hi = self.low[name], self.high[name]
+            if math.isnan(lo) or math.isnan(hi):
+                continue  # never observed: handled by contains
+            value = raw[name].numpy()
+            miss = np.isnan(value)
+            filled = np.where(miss, encoder.fill[name], value)
+            filled = np.log10(filled) if name in LOG_FEATURES else filled
+            half = (0.5 + self.margin) * (hi - lo) + 1e-9 * max(1.0, abs(lo), abs(hi))
+            excursion = np.abs(filled - 0.5 * (lo + hi)) / half
+            if name in self.missing_seen:
+                excursion = np.where(miss, 0.0, excursion)
+            worst = np.maximum(worst, excursion)
+        return worst
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-compatible dict (NaN ranges as null)."""
-        out = asdict(self)
-        for key in ("low", "high"):
-            out[key] = {k: None if math.isnan(v) else v for k, v in out[key].items()}
-        return out
+        """JSON-compatible dict (NaN ranges as null); ``reference`` is saved as a tensor."""
+        return {
+            "low": {k: None if math.isnan(v) else v for k, v in self.low.items()},
+            "high": {k: None if math.isnan(v) else v for k, v in self.high.items()},
+            "routes": list(self.routes),
+            "missing_seen": list(self.missing_seen),
+            "margin": self.margin,
+            "neighbors": self.neighbors,
+            "quantile": self.quantile,
+            "threshold": self.threshold,
+        }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> DomainStats:
-        """Rebuild from :meth:`to_dict`."""
+    def from_dict(
+        cls, data: Mapping[str, Any], reference: np.ndarray | Tensor | None = None
+    ) -> DomainStats:
+        """Rebuild from :meth:`to_dict` and the saved ``reference`` rows. A dict without a
+        ``threshold`` (a model saved before the distance existed) gives the box rule."""
 
         def ranges(d: Mapping[str, Any]) -> dict[str, float]:
             return {k: math.nan if v is None else float(v) for k, v in d.items()}
 
+        threshold = data.get("threshold")
+        if isinstance(reference, Tensor):
+            reference = reference.detach().cpu().numpy()
+        if threshold is None or reference is None:
+            threshold, reference = None, None
         return cls(
             ranges(data["low"]),
             ranges(data["high"]),
             tuple(int(r) for r in data["routes"]),
             tuple(data["missing_seen"]),
             float(data["margin"]),
+            int(data.get("neighbors", NEIGHBORS)),
+            float(data.get("quantile", QUANTILE)),
+            None if threshold is None else float(threshold),
+            None if reference is None else np.asarray(reference, dtype=np.float64),
         )

@@ -31,6 +31,7 @@ from torch import Tensor
 from poreml.surrogates.base import FittedState, Surrogate
 from poreml.surrogates.features import Features, MissingIndicators
 from poreml.surrogates.registry import register
+from poreml.surrogates.scaling import PLAIN_TARGET_TRANSFORMS
 
 __all__ = ["FOREST_KINDS", "MeanSurrogate", "RidgeSurrogate", "TreesSurrogate"]
 
@@ -220,9 +221,15 @@ class MeanSurrogate(_SklearnSurrogate):
         random_state: see :class:`~poreml.surrogates.base.Surrogate` (only the target
             handling matters here).
 
+    Targets are modelled in contract units (BET area in logs:
+    :data:`~poreml.surrogates.scaling.PLAIN_TARGET_TRANSFORMS`) unless ``target_transforms``
+    says otherwise: the baseline reports the training mean and standard deviation as they are.
+
     Fitted attributes: ``mean_``, ``std_`` and ``n_`` per target (standardised units) and
     those of the base class.
     """
+
+    default_target_transforms = PLAIN_TARGET_TRANSFORMS
 
     def _fit_features(self, features: Features, y: Tensor) -> None:
         stats = []

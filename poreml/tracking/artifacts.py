@@ -30,6 +30,7 @@ from poreml.data.io import write_json, write_text
 from poreml.data.schema import COLUMNS, DESIGN_COLUMNS
 from poreml.data.validation import validate_designs, validate_table
 from poreml.exceptions import ConfigError, PoremlError
+from poreml.surrogates.domain import NEIGHBORS, QUANTILE
 from poreml.surrogates.registry import load as load_surrogate
 from poreml.surrogates.report import markdown_table
 
@@ -138,7 +139,8 @@ class ModelMetadata:
         targets: predicted columns.
         feature_set: ``design`` or ``descriptors``.
         interval_level: level of the served central interval.
-        domain_margin: widening of the trained ranges in ``in_domain`` (fraction of a range).
+        domain_margin: relative widening of the calibrated domain-distance threshold
+            (:mod:`poreml.surrogates.domain`).
         params: the surrogate's settings.
         design_columns: per design column the trained range (:func:`trained_ranges`).
         training: the training data.
@@ -302,9 +304,12 @@ def model_card(meta: ModelMetadata) -> str:
         + ", ".join(f"`{t}`" for t in meta.targets)
         + f" from the `{meta.feature_set}` feature set. Every prediction comes with a "
         "standard deviation and a central 90 % interval for a new measurement, plus an "
-        "`in_domain` flag (inputs inside the training ranges, widened by "
+        f"`domain_distance` (mean distance to the {NEIGHBORS} nearest training designs in the "
+        "model's standardised feature space, divided by the "
+        f"{100 * QUANTILE:.0f}th percentile of the same distance for held-out training rows, "
+        "widened by "
         + ("—" if margin is None else f"{100 * margin:.0f}")
-        + " % of each range, and a route seen in training).",
+        + " %) and an `in_domain` flag (`domain_distance <= 1` and a route seen in training).",
         "",
         "Settings: `" + json.dumps(meta.params, sort_keys=True) + "`.",
         "",
@@ -426,7 +431,8 @@ class ModelArtifact:
 
         Returns:
             ``candidate_id`` (when given), [the inputs,] per target ``<target>_mean``,
-            ``_std``, ``_lower``, ``_upper``, then ``in_domain``; index ``0..n-1``.
+            ``_std``, ``_lower``, ``_upper``, then ``domain_distance`` and ``in_domain``; index
+            ``0..n-1``.
 
         Raises:
             DataValidationError: listing every unknown column and bad value.

@@ -3,7 +3,8 @@
 :class:`SurrogatePyfunc` loads the saved model folder (artifact ``surrogate``: the surrogate's
 files and ``metadata.json``, see :mod:`poreml.tracking.artifacts`) and predicts a frame with, for
 every target, ``<target>_mean``, ``<target>_std``, ``<target>_lower``, ``<target>_upper`` (central
-interval, level 0.9 unless the ``level`` param says otherwise) and ``in_domain``;
+interval, level 0.9 unless the ``level`` param says otherwise), ``domain_distance`` (distance to
+the training data relative to the calibrated threshold, ``<= 1`` within it) and ``in_domain``;
 ``candidate_id`` is carried through when given. Inputs are design columns (any subset; the rest
 take their contract defaults) checked against the physical domain.
 
@@ -50,7 +51,8 @@ class SurrogatePyfunc(mlflow.pyfunc.PythonModel):
             params: optional ``{"level": 0.9}``.
 
         Returns:
-            ``candidate_id`` (when given), ``<target>_mean|_std|_lower|_upper``, ``in_domain``.
+            ``candidate_id`` (when given), ``<target>_mean|_std|_lower|_upper``,
+            ``domain_distance``, ``in_domain``.
 
         Raises:
             DataValidationError: naming every bad cell.
@@ -78,6 +80,7 @@ def model_signature(targets: list[str] | tuple[str, ...]) -> ModelSignature:
     outputs = [ColSpec("string", "candidate_id", required=False)]
     for t in targets:
         outputs += [ColSpec("double", f"{t}_{s}") for s in ("mean", "std", "lower", "upper")]
+    outputs.append(ColSpec("double", "domain_distance"))
     outputs.append(ColSpec("boolean", "in_domain"))
     return ModelSignature(
         inputs=Schema(inputs),

@@ -570,3 +570,71 @@ def test_unknown_paths_and_methods_are_json_4xx(client: TestClient) -> None:
     response = client.get("/v1/predict")
     assert response.status_code == 405
     assert "detail" in response.json()
+
+
+# ---- domain distance and physical intervals ---------------------------------------------------
+
+
+def _far_corner(surrogate: Any) -> dict[str, Any]:
+    """Every continuous design column at its largest trained value (inside the training box)."""
+    from poreml.data.schema import CONTINUOUS_DESIGN_COLUMNS
+    from poreml.surrogates.features import LOG_FEATURES
+
+    high = surrogate.domain_.high
+    corner = {
+        n: 10.0 ** high[n] if n in LOG_FEATURES else high[n] for n in CONTINUOUS_DESIGN_COLUMNS
+    }
+    return {"candidate_id": "corner", "route": "bottom_up", **corner}
+
+
+def test_predict_reports_the_domain_distance_of_each_candidate(
+    client: TestClient, surrogate: Any
+) -> None:
+    import pandas as pd
+
+    cands = designs(6)
+    rows = client.post("/v1/predict", json={"candidates": cands}).json()["predictions"]
+    frame = pd.DataFrame(cands)[list(DESIGN_COLUMNS)]
+    expected = surrogate.domain_distance(frame)
+    np.testing.assert_allclose([r["domain_distance"] for r in rows], expected, rtol=1e-12)
+    assert all((r["domain_distance"] <= 1) or not r["in_domain"] for r in rows)
+
+
+def test_a_far_corner_candidate_is_out_of_domain_with_distance_above_one(
+    client: TestClient, surrogate: Any
+) -> None:
+    body = {"candidates": [_far_corner(surrogate), {"porosity": 0.3}]}
+    response = client.post("/v1/predict", json=body)
+    assert response.status_code == 200, response.text
+    corner, typical = response.json()["predictions"]
+    assert corner["in_domain"] is False and corner["domain_distance"] > 1
+    assert typical["in_domain"] is True and typical["domain_distance"] <= 1
+
+
+def test_the_csv_answer_carries_the_domain_distance(client: TestClient, surrogate: Any) -> None:
+    body = {"candidates": [_far_corner(surrogate), *designs(2)]}
+    response = client.post("/v1/predict", json=body, headers={"Accept": "text/csv"})
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert float(rows[0]["domain_distance"]) > 1 and rows[0]["in_domain"] == "False"
+    assert all(math.isfinite(float(r["domain_distance"])) for r in rows)
+
+
+def test_intervals_stay_inside_physical_ranges_for_extreme_candidates(client: TestClient) -> None:
+    from poreml.data.schema import COLUMNS, CONTINUOUS_DESIGN_COLUMNS
+
+    extreme = []
+    for k, route in enumerate(["bottom_up", "top_down", "transcription"] * 2):
+        side = 1 if k < 3 else 0
+        extreme.append(
+            {"route": route, **{n: COLUMNS[n].bounds[side] for n in CONTINUOUS_DESIGN_COLUMNS}}
+        )
+    response = client.post("/v1/predict", json={"candidates": extreme})
+    assert response.status_code == 200, response.text
+    for row in response.json()["predictions"]:
+        for target in TARGETS:
+            pred = row[target]
+            if target in ("ice_pct", "retention_pct"):
+                assert 0 <= pred["lower"] <= pred["upper"] <= 100, (target, pred)
+            else:
+                assert pred["lower"] > 0, (target, pred)
+            assert pred["lower"] <= pred["upper"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import threading
 from typing import Any
 
@@ -30,6 +31,9 @@ def assert_matches_surrogate(pred: service.Predictions, surrogate: Any, X: pd.Da
                 getattr(pred, stat)[:, j], expected[target][stat].to_numpy(), rtol=1e-10
             )
     assert pred.in_domain.tolist() == surrogate.in_domain(X[list(DESIGN_COLUMNS)]).tolist()
+    np.testing.assert_allclose(
+        pred.domain_distance, surrogate.domain_distance(X[list(DESIGN_COLUMNS)]), rtol=1e-12
+    )
 
 
 @pytest.fixture
@@ -94,3 +98,19 @@ def test_a_failed_model_call_fails_only_its_requests(
     monkeypatch.undo()
     X = design_frame(3, seed=1)
     assert_matches_surrogate(model.predict(X), surrogate, X)
+
+
+def test_records_and_csv_put_the_domain_distance_before_the_flag(surrogate: Any) -> None:
+    X = design_frame(4, seed=3)
+    pred = service.served_model(surrogate).predict(X)
+    frame = X[list(DESIGN_COLUMNS)]
+    records = service.prediction_records(frame, pred)
+    keys = list(records[0])
+    assert keys[-2:] == ["domain_distance", "in_domain"]
+    assert [r["domain_distance"] for r in records] == pred.domain_distance.tolist()
+    table = pd.read_csv(io.StringIO(service.predictions_csv(frame, pred)))
+    assert list(table.columns[len(frame.columns) : len(frame.columns) + 2]) == [
+        "domain_distance",
+        "in_domain",
+    ]
+    np.testing.assert_allclose(table["domain_distance"], pred.domain_distance, rtol=1e-12)

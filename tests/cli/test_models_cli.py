@@ -85,7 +85,13 @@ def test_predict_writes_every_target_with_intervals(model_dir: Path, tmp_path: P
     result = _invoke("predict", str(infile), "--out", str(out), "--model-dir", str(model_dir))
     assert result.exit_code == 0, result.output
     pred = pd.read_csv(out)
-    assert list(pred.columns) == ["candidate_id", *DESIGN_COLUMNS, *INTERVAL_COLUMNS, "in_domain"]
+    assert list(pred.columns) == [
+        "candidate_id",
+        *DESIGN_COLUMNS,
+        *INTERVAL_COLUMNS,
+        "domain_distance",
+        "in_domain",
+    ]
     assert pred["candidate_id"].tolist() == ["P-0001", "P-0002", "P-0003"]
     assert pred["d50_um"].eq(10.0).all()  # left-out design columns at their defaults
     assert np.isfinite(pred[INTERVAL_COLUMNS].to_numpy()).all()
@@ -93,6 +99,7 @@ def test_predict_writes_every_target_with_intervals(model_dir: Path, tmp_path: P
         assert (pred[f"{t}_lower"] < pred[f"{t}_mean"]).all()
         assert (pred[f"{t}_mean"] < pred[f"{t}_upper"]).all()
     assert pred["in_domain"].tolist() == [True, True, False]
+    assert pred["domain_distance"].iloc[2] > 1.0
     assert "1 outside the training domain" in result.output
 
 

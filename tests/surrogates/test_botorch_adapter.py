@@ -19,6 +19,7 @@ from poreml.data.schema import ROUTES
 from poreml.exceptions import ConfigError
 from poreml.surrogates import make
 from poreml.surrogates.botorch_adapter import SurrogateModel
+from poreml.surrogates.scaling import PLAIN_TARGET_TRANSFORMS
 
 OUTCOMES = ["tap_density_g_cm3", "expansion_pct", "ice_pct"]
 
@@ -30,8 +31,11 @@ def _seed() -> None:
 
 @pytest.fixture(scope="module", params=["gp", "ensemble", "trees", "ridge", "mean"])
 def fitted(request, fast, train_data):
+    """Gaussian outcomes in contract units, as the campaign builds its surrogates (the warped
+    outcomes of the default settings are tested on their own below)."""
     X, y = train_data
-    return make(request.param, **fast[request.param]).fit(X, y)
+    plain = {"target_transforms": dict(PLAIN_TARGET_TRANSFORMS)}
+    return make(request.param, **fast[request.param], **plain).fit(X, y)
 
 
 def _designs_frame(design: dict[str, torch.Tensor]) -> pd.DataFrame:
@@ -98,7 +102,7 @@ def test_posterior_types_and_differentiability(fitted, decode) -> None:
 
 def test_gp_posterior_is_joint_over_the_q_points(train_data, fast, decode) -> None:
     X, y = train_data
-    gp = make("gp", **fast["gp"]).fit(X, y)
+    gp = make("gp", **fast["gp"], target_transforms=dict(PLAIN_TARGET_TRANSFORMS)).fit(X, y)
     model = SurrogateModel(gp, decode, outcomes=["ice_pct"])
     base = torch.full((1, 1, 9), 0.5, dtype=torch.float64)
     step = torch.zeros(9, dtype=torch.float64)
@@ -185,3 +189,22 @@ def test_adapter_rejects_unknown_outcomes_and_incomplete_decoding(train_data, de
     full = SurrogateModel(surrogate, decode)
     with pytest.raises(UnsupportedError):
         full.posterior(torch.rand(2, 1, 9, dtype=torch.float64), observation_noise=torch.ones(1))
+
+
+def test_warped_outcomes_give_samples_inside_their_physical_range(train_data, fast, decode):
+    X, y = train_data
+    gp = make("gp", **fast["gp"]).fit(X, y)  # default warps: logit for ICE, softplus, log
+    outcomes = ["ice_pct", "expansion_pct", "tap_density_g_cm3"]
+    model = SurrogateModel(gp, decode, outcomes=outcomes)
+    Xq = torch.rand(4, 1, 9, dtype=torch.float64)
+    posterior = model.posterior(Xq)
+    assert isinstance(posterior, TransformedPosterior)
+    torch.manual_seed(0)
+    samples = posterior.rsample(torch.Size([4000])).detach()
+    assert ((samples[..., 0] > 0) & (samples[..., 0] < 100)).all()
+    assert (samples[..., 1:] > 0).all()
+    mean = gp.predict(_designs_frame(decode(Xq)), observation_noise=False)[outcomes]
+    np.testing.assert_allclose(
+        posterior.mean.detach().reshape(4, 3).numpy(), mean.to_numpy(), rtol=1e-8
+    )
+    np.testing.assert_allclose(samples.mean(0).reshape(4, 3).numpy(), mean.to_numpy(), rtol=0.05)

@@ -120,7 +120,7 @@ def test_predict_table_fills_defaults_and_carries_candidate_ids(model_dir: Path)
     designs = pd.DataFrame({"candidate_id": [1, 2], "route": ["bottom_up", "top_down"]})
     table = artifact.predict_table(designs)
     expected = [f"{t}_{s}" for t in TARGETS for s in STATS]
-    assert list(table.columns) == ["candidate_id", *expected, "in_domain"]
+    assert list(table.columns) == ["candidate_id", *expected, "domain_distance", "in_domain"]
     assert table["candidate_id"].tolist() == ["1", "2"]
     assert np.isfinite(table[expected].to_numpy()).all()
     narrow = artifact.predict_table(designs, level=0.5)
@@ -128,7 +128,13 @@ def test_predict_table_fills_defaults_and_carries_candidate_ids(model_dir: Path)
     width = table[f"{t}_upper"] - table[f"{t}_lower"]
     assert (narrow[f"{t}_upper"] - narrow[f"{t}_lower"] < width).all()
     wide = artifact.predict_table(designs, include_inputs=True)
-    assert list(wide.columns) == ["candidate_id", *DESIGN_COLUMNS, *expected, "in_domain"]
+    assert list(wide.columns) == [
+        "candidate_id",
+        *DESIGN_COLUMNS,
+        *expected,
+        "domain_distance",
+        "in_domain",
+    ]
     assert wide["d50_um"].eq(10.0).all()
 
 
