@@ -278,6 +278,25 @@ def trained_ranges(X: pd.DataFrame) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _data_limits(data: str) -> str:
+    """The model card's line on what the training data can and cannot tell."""
+    if data == VIRTUAL_LAB:
+        return (
+            "- Trained on the **virtual lab**, a physics-based benchmark function, not on measured "
+            "materials: numbers describe that simulator, not real particles."
+        )
+    if data.startswith("campaign:"):
+        return (
+            "- Trained on one campaign's own measurements: designs the campaign proposed, so the "
+            "model knows the regions it explored best; trust it less far from them "
+            "(`domain_distance`)."
+        )
+    return (
+        "- Trained on a small literature table: most design columns are blank there, so "
+        "the model leans on `route`, missing-value indicators and the defaults."
+    )
+
+
 def model_card(meta: ModelMetadata) -> str:
     """The ``MODEL_CARD.md`` text of a model: what it is, its data, scores, limits, rebuild."""
     src = meta.training
@@ -336,11 +355,7 @@ def model_card(meta: ModelMetadata) -> str:
         "",
         "## Limits",
         "",
-        "- Trained on the **virtual lab**, a physics-based benchmark function, not on measured "
-        "materials: numbers describe that simulator, not real particles."
-        if src.source.get("data") == VIRTUAL_LAB
-        else "- Trained on a small literature table: most design columns are blank there, so "
-        "the model leans on `route`, missing-value indicators and the defaults.",
+        _data_limits(str(src.source.get("data", ""))),
         "- With `prior=physics` the GP's prior mean *is* the virtual lab (baseline constants); "
         "on virtual-lab data the held-out scores are therefore optimistic compared with a "
         "system whose physics differs (see the randomised-task learning curves in "
