@@ -186,7 +186,7 @@ class PoremlCli:
         return self.finish(self.start(args, cwd), args)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def poreml(services: Services) -> PoremlCli:
     """The ``poreml`` command line, pointed at the services."""
     return PoremlCli(services)

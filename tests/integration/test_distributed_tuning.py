@@ -12,7 +12,7 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-TRIALS_PER_WORKER = 3
+TRIALS_PER_WORKER = 2
 
 
 def test_two_workers_fill_one_study(services, poreml, workdir: Path) -> None:
@@ -27,7 +27,7 @@ def test_two_workers_fill_one_study(services, poreml, workdir: Path) -> None:
             "--n",
             "32",
             "--n-test",
-            "50",
+            "10",
             "--tune",
             "--n-trials",
             str(TRIALS_PER_WORKER),

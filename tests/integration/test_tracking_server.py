@@ -13,7 +13,10 @@ pytestmark = pytest.mark.integration
 MODEL_NAME = "poreml-surrogate"
 
 
-def test_train_logs_registers_and_promotes_on_the_server(services, poreml, workdir: Path) -> None:
+@pytest.fixture(scope="module")
+def trained(poreml, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """One `poreml train` against the server: its folder and its printed report."""
+    folder = tmp_path_factory.mktemp("train")
     out = poreml.run(
         [
             "train",
@@ -24,12 +27,19 @@ def test_train_logs_registers_and_promotes_on_the_server(services, poreml, workd
             "--n",
             "32",
             "--n-test",
-            "50",
+            "10",
             "--out",
             "model",
         ],
-        workdir,
+        folder,
     )
+    return folder, out
+
+
+def test_train_logs_registers_and_promotes_on_the_server(
+    services, trained: tuple[Path, str]
+) -> None:
+    _, out = trained
     match = re.search(rf"registered {MODEL_NAME} v(\d+)", out)
     assert match, out
     version = match.group(1)
@@ -52,23 +62,9 @@ def test_train_logs_registers_and_promotes_on_the_server(services, poreml, workd
     assert int(alias["model_version"]["version"]) <= int(version)
 
 
-def test_predict_loads_the_champion_through_the_server(services, poreml, workdir: Path) -> None:
-    poreml.run(
-        [
-            "train",
-            "--model",
-            "gp",
-            "--data",
-            "virtual-lab",
-            "--n",
-            "32",
-            "--n-test",
-            "50",
-            "--out",
-            "model",
-        ],
-        workdir,
-    )
+def test_predict_loads_the_champion_through_the_server(
+    poreml, trained: tuple[Path, str], workdir: Path
+) -> None:
     from poreml.surrogates.evaluation import sample_designs
 
     sample_designs(5, 1).to_csv(workdir / "designs.csv", index=False)
