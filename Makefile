@@ -9,14 +9,14 @@ ROUNDS          ?= 6
 CAMPAIGN_DIR    ?= campaigns/demo-$(shell date +%Y%m%d-%H%M%S)
 
 .PHONY: run demo test lint bench bench-lab bench-surrogates bench-campaign bench-api \
-        dataset champion ui clean-venv
+        dataset champion ui clean-venv services services-stop integration
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first and pinned: the local CPU wheel; an unpinned torch would pull GBs of CUDA.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,team]"
 	@touch $(STAMP)
 
 ## main job: a campaign on the virtual lab, tracked in the embedded MLflow store
@@ -34,6 +34,10 @@ test: $(STAMP)
 	$(BIN)/ruff format --check poreml tests
 	# one BLAS/torch thread per xdist worker: two workers x two threads thrash a 2-core machine
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+## integration tests against the team services (start them first: make services)
+integration: $(STAMP)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q -m integration tests/integration
 
 lint: $(STAMP)
 	$(BIN)/ruff check poreml tests
@@ -65,6 +69,13 @@ champion: $(STAMP)
 ## browse runs and registered models in the MLflow UI (embedded SQLite store)
 ui: $(STAMP)
 	$(BIN)/poreml ui
+
+## team services on loopback: PostgreSQL + an MLflow tracking server (see README, Team set-up)
+services: $(STAMP)
+	scripts/services.sh start
+
+services-stop:
+	scripts/services.sh stop
 
 clean-venv:
 	rm -rf $(VENV)
