@@ -181,6 +181,7 @@ class _TrainOptions:
     out: Path
     n_test: int
     storage: str | None = None
+    tune_seed: int | None = None
 
     @property
     def campaign(self) -> str | None:
@@ -203,6 +204,8 @@ class _TrainOptions:
         parts.append(f"--seed {self.seed}")
         if self.tune:
             parts.append(f"--tune --n-trials {self.n_trials}")
+            if self.tune_seed is not None:
+                parts.append(f"--tune-seed {self.tune_seed}")
         if self.feature_set != "design":
             parts.append(f"--feature-set {self.feature_set}")
         parts += [f"--param {shlex.quote(p)}" for p in self.param]
@@ -577,6 +580,13 @@ def train(
     study: str | None = typer.Option(
         None, "--study", help="Optuna study name to create or join (default: from model + data)."
     ),
+    tune_seed: int | None = typer.Option(
+        None,
+        "--tune-seed",
+        min=0,
+        help="Seed of this worker's Optuna sampler (default: --seed). Workers sharing one "
+        "--study keep the same --seed and each take their own --tune-seed.",
+    ),
     feature_set: str = typer.Option("design", "--feature-set", help="design or descriptors."),
     param: list[str] | None = typer.Option(
         None, "--param", "-p", help="Model setting KEY=VALUE (repeatable; JSON values)."
@@ -616,6 +626,7 @@ def train(
         out=out,
         n_test=n_test,
         storage=storage or None,
+        tune_seed=tune_seed,
     )
     settings = _train_settings(opts)
     tracker = _tracker(track)
@@ -704,6 +715,7 @@ def _tune_and_fit(
             fixed_params=settings,
             study_name=opts.study,
             seed=opts.seed,
+            sampler_seed=opts.tune_seed,
             tracker=tracker,
             on_trial=lambda done, total: progress.update(task, completed=done),
         )

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -331,6 +332,8 @@ def tune(
     study_name: str | None = None,
     storage: str | None = None,
     seed: int | None = 0,
+    sampler_seed: int | None = None,
+    wait_for_others: float = 120.0,
     tracker: Tracker | None = None,
     on_trial: Callable[[int, int], None] | None = None,
 ) -> TuningResult:
@@ -350,7 +353,13 @@ def tune(
         fixed_params: settings passed to every trial unchanged (``feature_set``, ``device``…).
         study_name: study to create or join (default: :func:`default_study_name` of the data).
         storage: SQLAlchemy URL (default: the settings' Optuna storage).
-        seed: sampler and fold seed.
+        seed: fold seed, and sampler seed unless ``sampler_seed`` is given.
+        sampler_seed: seed of this worker's sampler. Workers sharing one study must share
+            ``seed`` (the same folds, so their scores compare) but need their own
+            ``sampler_seed``, or they propose the same settings in the same order.
+        wait_for_others: after its own trials, wait up to this many seconds for trials that
+            other workers are still running in the study, so every worker reports (and fits
+            with) the best over all of them; 0 to take the best known at once.
         tracker: logs the study, the value of each trial (``tune/value``, step = trial
             number) and the best settings (``tune.best.*``) in the open run.
         on_trial: progress callback ``(trials_done_in_this_call, n_trials)``.
@@ -377,7 +386,9 @@ def tune(
         study_name = default_study_name(
             model, str(fixed.get("feature_set", "design")), _data_key(X, y)
         )
-    study = create_study(study_name, storage=storage, seed=seed)
+    study = create_study(
+        study_name, storage=storage, seed=seed if sampler_seed is None else sampler_seed
+    )
     objective = cv_objective(
         model,
         X,
@@ -406,6 +417,7 @@ def tune(
         catch=(PoremlError, RuntimeError, FloatingPointError),
         gc_after_trial=False,
     )
+    _await_running_trials(study, wait_for_others)
     states = pd.Series([t.state.name for t in study.trials]).value_counts().to_dict()
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
@@ -437,6 +449,14 @@ def tune(
         )
         tracker.log_metrics({f"tune/best_{metric}": result.best_value})
     return result
+
+
+def _await_running_trials(study: optuna.Study, seconds: float, poll: float = 0.5) -> None:
+    """Wait (at most ``seconds``) until no trial of ``study`` is running in another worker."""
+    deadline = time.monotonic() + max(seconds, 0.0)
+    running = (optuna.trial.TrialState.RUNNING,)
+    while study.get_trials(deepcopy=False, states=running) and time.monotonic() < deadline:
+        time.sleep(poll)
 
 
 def _data_key(X: pd.DataFrame, y: pd.DataFrame) -> str:

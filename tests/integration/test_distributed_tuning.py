@@ -33,11 +33,13 @@ def test_two_workers_fill_one_study(services, poreml, workdir: Path) -> None:
             str(TRIALS_PER_WORKER),
             "--study",
             study_name,
+            "--tune-seed",
+            str(tune_seed),
             "--no-register",
             "--out",
             worker,
         ]
-        for worker in ("worker-a", "worker-b")
+        for worker, tune_seed in (("worker-a", 1), ("worker-b", 2))
     }
     # both start before either finishes: they run at the same time on one study
     procs = {worker: poreml.start(args, workdir) for worker, args in commands.items()}
@@ -48,6 +50,8 @@ def test_two_workers_fill_one_study(services, poreml, workdir: Path) -> None:
     numbers = [t.number for t in study.trials]
     assert len(numbers) == 2 * TRIALS_PER_WORKER  # every trial of both workers
     assert sorted(numbers) == list(range(2 * TRIALS_PER_WORKER))  # no number twice
+    settings = [tuple(sorted(t.params.items())) for t in study.trials]
+    assert len(set(settings)) == len(settings)  # no trial run twice: own sampler seeds
 
     reported = {
         worker: json.loads((workdir / worker / "metadata.json").read_text())["tuning"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -164,3 +165,30 @@ def test_tracker_receives_trial_values_and_best_settings(
     assert [step for m, step in rec.metrics if "tune/value" in m] == [0, 1]
     assert rec.params["tune.best.missing_indicators"] in ("auto", "all", "none")
     assert rec.params["tune.storage"].startswith("sqlite:///")
+
+
+def test_workers_with_their_own_sampler_seed_propose_different_settings(
+    data: tuple[pd.DataFrame, pd.DataFrame, np.ndarray], tmp_path: Path
+) -> None:
+    X, y, groups = data
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    common = {"n_trials": 2, "n_splits": 2, "storage": url, "fixed_params": {"n_estimators": 10}}
+    for name, sampler_seeds in (("same", (None, None)), ("own", (11, 12))):
+        for s in sampler_seeds:
+            tuning.tune("trees", X, y, groups, study_name=name, seed=0, sampler_seed=s, **common)
+    same = [t.params for t in optuna.load_study(study_name="same", storage=url).trials]
+    own = [t.params for t in optuna.load_study(study_name="own", storage=url).trials]
+    assert same[:2] == same[2:]  # one seed: the second worker repeats the first one's trials
+    assert own[0] not in own[2:] and own[1] not in own[2:]
+
+
+def test_a_worker_waits_for_trials_still_running_elsewhere(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(study_name="s", storage=url)
+    t0 = time.monotonic()
+    tuning._await_running_trials(study, seconds=5.0, poll=0.05)
+    assert time.monotonic() - t0 < 1.0  # nothing running: no wait
+    study.ask()  # another worker's trial, never finished
+    t0 = time.monotonic()
+    tuning._await_running_trials(study, seconds=0.4, poll=0.05)
+    assert 0.4 <= time.monotonic() - t0 < 3.0  # bounded wait
