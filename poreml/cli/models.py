@@ -35,7 +35,7 @@ import json
 import math
 import shlex
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -163,6 +163,29 @@ def _tracking_errors(tracker: Tracker) -> Iterator[None]:
         ) from None
 
 
+def _tuning_storage_errors(run: Callable[..., Any]) -> Callable[..., Any]:
+    """``run`` with database errors turned into a message about the Optuna storage (they would
+    otherwise be reported as MLflow tracking-store errors)."""
+
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return run(*args, **kwargs)
+        except PoremlError:
+            raise
+        except Exception as err:
+            if type(err).__module__.split(".")[0] not in ("optuna", "sqlalchemy", "psycopg"):
+                raise
+            from poreml.optimize.sql_store import safe_url
+            from poreml.settings import get_settings
+
+            raise ModelCliError(
+                f"Optuna storage {safe_url(get_settings().resolved_optuna_storage)}: {err}. "
+                "Check POREML_OPTUNA_STORAGE (the database must exist and be reachable)."
+            ) from None
+
+    return wrapped
+
+
 @dataclass(frozen=True)
 class _TrainOptions:
     """The ``train`` options that decide the model (and so its rebuild command)."""
@@ -194,7 +217,9 @@ class _TrainOptions:
         """The ``poreml train`` command line that rebuilds the model folder."""
         parts = ["poreml train", f"--model {self.model}", f"--data {shlex.quote(self.data)}"]
         if self.campaign is not None and self.storage:
-            parts.append(f"--storage {shlex.quote(redact_url(self.storage))}")
+            from poreml.optimize.sql_store import safe_url
+
+            parts.append(f"--storage {shlex.quote(safe_url(self.storage))}")
         if self.data == VIRTUAL_LAB:
             parts.append(f"--n {self.n}")
             if self.scenario != "baseline":
@@ -359,29 +384,9 @@ def open_campaign(location: str, storage: str | None = None) -> Campaign:
         )
     if not storage:
         return Campaign.load(Path(location))
-    try:
-        from poreml.optimize.sql_store import SqlStore
-    except ModuleNotFoundError as err:
-        if err.name != "poreml.optimize.sql_store":
-            raise
-        raise ConfigError(
-            f"--storage {redact_url(storage)}: database campaigns need --storage support, "
-            "which this poreml does not have; unset POREML_CAMPAIGN_STORAGE (and drop "
-            f"--storage) to read {location!r} as a campaign folder"
-        ) from None
+    from poreml.optimize.sql_store import SqlStore
+
     return Campaign.load(SqlStore(storage, location))
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (for metadata, messages, commands)."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    auth, at, host = rest.rpartition("@")
-    if not at or ":" not in auth:
-        return url
-    user = auth.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"
 
 
 def campaign_holdout(observations: pd.DataFrame, fraction: float) -> pd.Series:
@@ -411,12 +416,13 @@ def campaign_holdout(observations: pd.DataFrame, fraction: float) -> pd.Series:
 def _campaign_data(opts: _TrainOptions, inputs: list[str], targets: list[str]) -> _Data:
     """A campaign's usable observations, split into training rows and the newest rounds."""
     from poreml.data.schema import DESIGN_COLUMNS
+    from poreml.optimize.sql_store import safe_url
     from poreml.optimize.state import RESULT_COLUMNS
     from poreml.surrogates.splits import random_groups
 
     location = str(opts.campaign)
     campaign = open_campaign(location, opts.storage)
-    where = f"campaign {location}" + (f" in {redact_url(opts.storage)}" if opts.storage else "")
+    where = f"campaign {location}" + (f" in {safe_url(opts.storage)}" if opts.storage else "")
     obs = campaign.observations
     use_failed = bool(campaign.settings.use_failed_measurements)
     made = obs["feasible"].map(lambda v: v is not False).astype(bool)
@@ -449,7 +455,7 @@ def _campaign_data(opts: _TrainOptions, inputs: list[str], targets: list[str]) -
         source={
             "data": CAMPAIGN_PREFIX + location,
             "campaign": campaign.config.name,
-            **({"storage": redact_url(opts.storage)} if opts.storage else {}),
+            **({"storage": safe_url(opts.storage)} if opts.storage else {}),
             "rows": len(frame),
             "heldout_rounds": held_rounds,
             "use_failed_measurements": use_failed,
@@ -706,7 +712,7 @@ def _tune_and_fit(
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         task = progress.add_task(f"tuning {opts.model}", total=opts.n_trials)
-        tuned = run_tuning(
+        tuned = _tuning_storage_errors(run_tuning)(
             opts.model,
             ds.X,
             ds.y,

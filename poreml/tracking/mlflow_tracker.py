@@ -21,6 +21,7 @@ import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
 
 from poreml.settings import get_settings
 from poreml.tracker import dataset_digest
@@ -91,11 +92,17 @@ def ensure_experiment(
     if found is None:
         if artifact_location:
             ensure_local_store(artifact_location)
-        return client.create_experiment(
-            name,
-            artifact_location=artifact_location,
-            tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
-        )
+        try:
+            return client.create_experiment(
+                name,
+                artifact_location=artifact_location,
+                tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
+            )
+        except MlflowException:
+            # another process created it between the look-up and the create: use theirs
+            found = client.get_experiment_by_name(name)
+            if found is None:
+                raise
     if not found.tags.get(EXPERIMENT_KIND_TAG):
         client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
     return found.experiment_id
