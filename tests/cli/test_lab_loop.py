@@ -191,3 +191,37 @@ def test_campaign_data_errors_name_the_problem_and_the_fix(home: Path, tmp_path:
     assert isinstance(young.exception, ConfigError)
     assert "measure more rounds" in str(young.exception)
     assert "got 0 to train on, 4 held out" in str(young.exception)
+
+
+def test_a_database_campaign_trains_the_same_model_as_its_folder_twin(
+    home: Path, campaign_dir: Path, trained: dict[str, Path], tmp_path: Path
+) -> None:
+    """The same three rounds kept in a database (``--storage``) give the same training rows."""
+    config = campaign_dir.parent / "campaign.toml"
+    url = f"sqlite:///{tmp_path / 'campaigns.db'}"
+    storage = ["--storage", url]
+    _ok(
+        campaign_app, ["init", "camp", "--config", str(config), "--fast", "--no-tracking", *storage]
+    )
+    _ok(
+        campaign_app,
+        [
+            *("run", "camp", "--oracle", "virtual-lab", "--rounds", str(ROUNDS)),
+            *("--batch", str(BATCH), "--seed", "3", "--no-tracking", *storage),
+        ],
+    )
+    out = tmp_path / "gp-db"
+    _ok(
+        _models_app(),
+        [
+            *("train", "--model", "gp", "--data", "campaign:camp", *storage),
+            *("--seed", "0", "--out", str(out), "--no-register", "--no-track"),
+        ],
+    )
+    meta = json.loads((out / "metadata.json").read_text())
+    folder_meta = json.loads((trained["gp"] / "metadata.json").read_text())
+    assert meta["training"]["data"] == "campaign:camp"
+    assert meta["training"]["storage"] == url  # no password in a SQLite URL to hide
+    assert meta["training"]["rows"] == folder_meta["training"]["rows"]
+    assert meta["training"]["sha256"] == folder_meta["training"]["sha256"]
+    assert f"--storage {url}" in meta["rebuild_command"]
