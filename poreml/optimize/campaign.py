@@ -225,6 +225,11 @@ class Campaign:
         return self._store.directory
 
     @property
+    def short_name(self) -> str | None:
+        """What people call the campaign: its folder or database name (None in memory)."""
+        return self._store.short_name
+
+    @property
     def tracking(self) -> Mapping[str, Any]:
         """What side channels noted at creation (e.g. the tracking ``parent_run_id``)."""
         return dict(self._state.tracking)

@@ -45,6 +45,11 @@ class CampaignView(Protocol):
         ...
 
     @property
+    def short_name(self) -> str | None:
+        """What people call the campaign (folder or database name), or None."""
+        ...
+
+    @property
     def tracking(self) -> Mapping[str, Any]:
         """What side channels noted at creation (e.g. ``parent_run_id``)."""
         ...

@@ -179,6 +179,11 @@ class SqlStore(CampaignStore):
         return f"campaign {self.name!r} in {self.url}"
 
     @property
+    def short_name(self) -> str:
+        """The campaign's name in the database."""
+        return self.name
+
+    @property
     def directory(self) -> None:
         """None: a database campaign has no folder."""
         return None

@@ -69,6 +69,11 @@ class CampaignStore(abc.ABC):
         """The campaign's folder on this machine, or None when it has none."""
 
     @property
+    def short_name(self) -> str | None:
+        """What people call the campaign (its folder or database name), or None."""
+        return None
+
+    @property
     @abc.abstractmethod
     def reports_dir(self) -> Path | None:
         """Folder for the plots made for people, or None to make none."""
@@ -212,6 +217,11 @@ class FolderStore(CampaignStore):
     def location(self) -> str:
         """The directory as text."""
         return str(self._directory)
+
+    @property
+    def short_name(self) -> str:
+        """The directory's name."""
+        return self._directory.name
 
     @property
     def directory(self) -> Path:

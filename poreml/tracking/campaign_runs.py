@@ -134,11 +134,11 @@ class CampaignRuns:
     def created(self, campaign: CampaignView) -> Mapping[str, Any] | None:
         """Open and close the parent run; returns ``{"parent_run_id": …}`` for the state.
 
-        The run is named by :func:`parent_run_name`: config name, campaign folder name (for a
-        campaign without a folder: the first 8 characters of the run id, set once the run
+        The run is named by :func:`parent_run_name`: config name, campaign folder or database
+        name (for a campaign in memory: the first 8 characters of the run id, set once the run
         exists) and the UTC date.
         """
-        place = campaign.directory.name if campaign.directory is not None else None
+        place = campaign.short_name
         name = parent_run_name(campaign.config.name, place)
         try:
             with self.tracker.start_run(

@@ -157,6 +157,16 @@ def test_parent_run_is_named_by_config_folder_and_date(tmp_path: Path) -> None:
     assert tracker.runs[0]["tags"]["poreml.campaign"] == first.config.name
 
 
+def test_database_campaign_is_named_by_its_name_in_the_database(tmp_path: Path) -> None:
+    from poreml.optimize.sql_store import SqlStore
+
+    tracker = Recorder()
+    url = f"sqlite:///{tmp_path / 'campaigns.db'}"
+    campaign = Campaign.create(SqlStore(url, "td-team"), CONFIG, listeners=[CampaignRuns(tracker)])
+    (run,) = tracker.runs
+    assert run["name"].split(" · ")[:2] == [campaign.config.name, "td-team"]
+
+
 def test_campaign_without_folder_is_named_by_short_run_id(store: Path) -> None:
     from poreml.tracking.mlflow_tracker import MlflowTracker
 
