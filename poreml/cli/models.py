@@ -163,6 +163,20 @@ def _tracking_errors(tracker: Tracker) -> Iterator[None]:
         ) from None
 
 
+EXPLAINED_DESIGNS = 8
+"""Designs whose exact Shapley values make a training run's global importance table."""
+
+
+def _log_explanations(tracker: Tracker, model: Surrogate, seed: int, progress: Progress) -> None:
+    """Log the global importance table and partial-dependence plots of ``model`` (designs
+    drawn inside its trained ranges)."""
+    from poreml.surrogates.explain import log_explanations, trained_space
+
+    task = progress.add_task("explaining (importance, partial dependence)", total=1)
+    log_explanations(tracker, model, trained_space(model).sample(EXPLAINED_DESIGNS, seed))
+    progress.update(task, completed=1)
+
+
 def _tuning_storage_errors(run: Callable[..., Any]) -> Callable[..., Any]:
     """``run`` with database errors turned into a message about the Optuna storage (they would
     otherwise be reported as MLflow tracking-store errors)."""
@@ -645,6 +659,8 @@ def train(
             digest = _log_training_data(tracker, opts, ds)
             fit = _tune_and_fit(opts, settings, ds, tracker, progress)
             scores = _score(opts, fit, ds, digest, metric, tracker, progress)
+            if track:
+                _log_explanations(tracker, fit.model, opts.seed, progress)
             meta = _metadata(opts, ds, fit, scores, digest)
             artifact = ModelArtifact(fit.model, meta).save(out)
             result = None

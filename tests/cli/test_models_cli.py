@@ -245,3 +245,27 @@ def test_evaluate_writes_tables_and_plots(tmp_path: Path) -> None:
     metrics = pd.read_csv(out / "surrogate_real_metrics.csv")
     assert set(metrics["model"]) == {"ridge", "mean"}
     assert "skipped" in result.output  # targets with < 15 rows are listed
+
+
+def test_a_tracked_training_run_logs_global_explanations(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow import MlflowClient
+
+    from poreml.surrogates.base import TARGETS
+
+    monkeypatch.setenv("POREML_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("POREML_TRACKING_URI", raising=False)
+    args = ["--model", "ridge", "--n", "32", "--n-test", "32", "--no-register"]
+    result = _invoke("train", *args, "--out", str(tmp_path / "m"))
+    assert result.exit_code == 0, result.output
+    from poreml.settings import get_settings
+
+    client = MlflowClient(get_settings().resolved_tracking_uri)
+    (experiment,) = [e for e in client.search_experiments() if e.name == "poreml-surrogates"]
+    (run,) = client.search_runs([experiment.experiment_id])
+    names = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"explanation_importance.csv", "partial_dependence.csv"} <= names
+    assert {f"partial_dependence_{t}.png" for t in TARGETS} <= names
+    table = pd.read_csv(client.download_artifacts(run.info.run_id, "explanation_importance.csv"))
+    assert set(table["target"]) == set(TARGETS)
