@@ -65,9 +65,9 @@ def test_train_logs_registers_and_promotes_on_the_server(
 def test_predict_loads_the_champion_through_the_server(
     poreml, trained: tuple[Path, str], workdir: Path
 ) -> None:
-    from poreml.surrogates.evaluation import sample_designs
+    from poreml.design.search_space import SearchSpace
 
-    sample_designs(5, 1).to_csv(workdir / "designs.csv", index=False)
+    SearchSpace.contract_box().sample(5, 1).to_csv(workdir / "designs.csv", index=False)
     out = poreml.run(
         [
             "predict",
@@ -86,3 +86,60 @@ def test_predict_loads_the_champion_through_the_server(
     means = [c for c in pred.columns if c.endswith("_mean")]
     assert means
     assert pred[means].notna().all().all()
+
+
+def test_serve_answers_with_the_champion_from_the_server(
+    poreml, trained: tuple[Path, str], workdir: Path
+) -> None:
+    """``poreml serve`` with ``POREML_MODEL_URI=models:/…@champion`` on the tracking server."""
+    import json
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**poreml.env(), "POREML_MODEL_URI": f"models:/{MODEL_NAME}@champion"}
+    server = subprocess.Popen(
+        [*poreml.command, "serve", "--port", str(port)],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/healthz", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"poreml serve did not come up: {server.stderr.read()[-3000:]}")
+                time.sleep(0.5)
+        with urllib.request.urlopen(f"{base}/v1/model", timeout=30) as answer:
+            info = json.load(answer)
+        assert info["source"].startswith(f"models:/{MODEL_NAME}/")  # the alias, pinned
+        assert info["training_rows"] == 32
+        assert len(info["training_data_sha256"]) == 64
+        request = urllib.request.Request(
+            f"{base}/v1/predict",
+            data=json.dumps({"candidates": [{"candidate_id": "a", "route": "top_down"}]}).encode(),
+            headers={"content-type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            body = json.load(answer)
+        assert body["model_version"] == info["version"]
+        assert body["predictions"][0]["candidate_id"] == "a"
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
