@@ -34,7 +34,6 @@ from poreml.api.routes import health_router, v1_router
 from poreml.api.security import BearerTokenMiddleware, BodySizeLimitMiddleware
 from poreml.api.service import ServedModel, load_model, served_model
 from poreml.settings import Settings, get_settings
-from poreml.tracking.registry import resolve_model_uri
 
 __all__ = ["DOCS_STATIC_URL", "create_app"]
 
@@ -69,7 +68,7 @@ def create_app(settings: Settings | None = None, model: Any = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if getattr(app.state, "model", None) is None:
-            app.state.model = await run_in_threadpool(_load_pinned_model, settings)
+            app.state.model = await run_in_threadpool(load_model, settings)
         yield
 
     # FastAPIOffline builds a FastAPI app whose /docs and /redoc pages reference the assets it
@@ -93,11 +92,3 @@ def create_app(settings: Settings | None = None, model: Any = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(v1_router(require_token=bool(settings.api_token)))
     return app
-
-
-def _load_pinned_model(settings: Settings) -> ServedModel:
-    """:func:`~poreml.api.service.load_model` with an alias URI pinned to its current version."""
-    if settings.model_uri:
-        pinned = resolve_model_uri(settings.model_uri, settings.resolved_tracking_uri)
-        settings = settings.model_copy(update={"model_uri": pinned})
-    return load_model(settings)

@@ -30,6 +30,7 @@ from poreml.surrogates import explain as shapley
 from poreml.surrogates.features import LOG_FEATURES
 from poreml.tracking import artifacts
 from poreml.tracking.artifacts import ModelArtifact, ModelMetadata
+from poreml.tracking.registry import resolve_model_uri
 
 __all__ = [
     "CHUNK_ROWS",
@@ -262,12 +263,17 @@ class _Job:
 def load_model(settings: Settings) -> ServedModel:
     """Load the model named by the settings: ``model_uri`` if set, else ``model_dir``.
 
+    An alias URI (``models:/NAME@ALIAS``) is pinned to the version the alias names now, so the
+    server reports, and keeps serving, that version when the alias moves later.
+
     Raises:
         PoremlError: nothing loadable there (the message says what was looked for and how to
             fix it).
     """
     if settings.model_uri:
-        return served_model(artifacts.load_uri(settings.model_uri, settings.resolved_tracking_uri))
+        tracking_uri = settings.resolved_tracking_uri
+        pinned = resolve_model_uri(settings.model_uri, tracking_uri)
+        return served_model(artifacts.load_uri(pinned, tracking_uri))
     return served_model(artifacts.load_folder(settings.model_dir))
 
 

@@ -194,7 +194,9 @@ def cv_objective(
 
     Returns:
         ``objective(trial) -> score`` (lower is better). It reports the running mean after
-        each fold and raises :class:`optuna.TrialPruned` when the pruner says so.
+        each fold and raises :class:`optuna.TrialPruned` when the pruner says so. Settings
+        already scored in the study (by this worker or another) are not scored again: the
+        trial takes that score and records ``duplicate_of`` (the earlier trial's number).
     """
     if metric not in ("nll", "rmse"):
         raise ConfigError(f"metric: expected 'nll' or 'rmse' (got {metric!r})")
@@ -209,6 +211,10 @@ def cv_objective(
     def objective(trial: optuna.Trial) -> float:
         params = {**space(trial), **fixed}
         trial.set_user_attr("params", _jsonable(params))
+        earlier = _same_settings_scored(trial)
+        if earlier is not None:
+            trial.set_user_attr("duplicate_of", earlier.number)
+            return float(earlier.value)  # type: ignore[arg-type]
         scores: list[float] = []
         for k, (tr, te) in enumerate(splits):
 
@@ -230,6 +236,31 @@ def cv_objective(
         return float(np.mean(scores))
 
     return objective
+
+
+def _same_settings_scored(
+    trial: optuna.Trial, wait: float = 600.0, poll: float = 1.0
+) -> optuna.trial.FrozenTrial | None:
+    """An earlier trial of the study with ``trial``'s settings and a score, or None.
+
+    A trial with the same settings still running in another worker is waited for (at most
+    ``wait`` seconds); if it fails or the wait runs out, this trial scores the settings itself.
+    """
+    study = trial.study
+    deadline = time.monotonic() + wait
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING)
+    while True:
+        same = [
+            t
+            for t in study.get_trials(deepcopy=False, states=states)
+            if t.number < trial.number and t.params == trial.params
+        ]
+        done = [t for t in same if t.state == optuna.trial.TrialState.COMPLETE]
+        if done:
+            return min(done, key=lambda t: t.number)
+        if not same or time.monotonic() > deadline:
+            return None
+        time.sleep(poll)
 
 
 # ---- studies -------------------------------------------------------------------------------

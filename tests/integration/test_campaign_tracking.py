@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
@@ -14,16 +15,21 @@ CONFIG = REPO / "experiments" / "campaign_td_vs_buffering.toml"
 
 
 def test_campaign_run_logs_parent_and_round_runs(services, poreml, workdir: Path) -> None:
-    directory = workdir / "campaign"
-    poreml.run(["campaign", "init", str(directory), "--config", str(CONFIG), "--fast"], workdir)
+    """A team campaign: kept in the services' PostgreSQL, tracked on their MLflow server."""
+    name = f"it-campaign-{uuid.uuid4().hex[:8]}"
+    storage = ["--storage", services.campaign_storage]
+    poreml.run(["campaign", "init", name, "--config", str(CONFIG), "--fast", *storage], workdir)
     poreml.run(
-        ["campaign", "run", str(directory), "--oracle", "virtual-lab", "--rounds", "1"], workdir
+        ["campaign", "run", name, "--oracle", "virtual-lab", "--rounds", "1", *storage], workdir
     )
 
     runs = services.search_runs("poreml-campaigns")
-    mine = [r for r in runs if r["tags"].get("poreml.campaign_dir") == str(directory)]
-    parents = [r for r in mine if "mlflow.parentRunId" not in r["tags"]]
-    assert len(parents) == 1, [r["info"]["run_name"] for r in mine]
+    parents = [
+        r
+        for r in runs
+        if f" · {name} · " in r["info"]["run_name"] and "mlflow.parentRunId" not in r["tags"]
+    ]
+    assert len(parents) == 1, [r["info"]["run_name"] for r in runs]
     parent_id = parents[0]["info"]["run_id"]
     children = [r for r in runs if r["tags"].get("mlflow.parentRunId") == parent_id]
     names = sorted(r["info"]["run_name"] for r in children)

@@ -176,9 +176,13 @@ def test_workers_with_their_own_sampler_seed_propose_different_settings(
     for name, sampler_seeds in (("same", (None, None)), ("own", (11, 12))):
         for s in sampler_seeds:
             tuning.tune("trees", X, y, groups, study_name=name, seed=0, sampler_seed=s, **common)
-    same = [t.params for t in optuna.load_study(study_name="same", storage=url).trials]
+    same = optuna.load_study(study_name="same", storage=url).trials
     own = [t.params for t in optuna.load_study(study_name="own", storage=url).trials]
-    assert same[:2] == same[2:]  # one seed: the second worker repeats the first one's trials
+    # one seed: the second worker proposes the first one's settings again, and takes their
+    # scores instead of computing them twice
+    assert [t.params for t in same[:2]] == [t.params for t in same[2:]]
+    assert [t.user_attrs.get("duplicate_of") for t in same] == [None, None, 0, 1]
+    assert [t.value for t in same[2:]] == [t.value for t in same[:2]]
     assert own[0] not in own[2:] and own[1] not in own[2:]
 
 
