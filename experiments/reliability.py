@@ -386,9 +386,11 @@ def kill_cycles(cli: Cli, target: str, work: Path, n_kills: int, seed: int) -> d
     never_received = sorted(pending - set(received))
     handed_out_twice = len(received) - len(set(received))
     return {
+        "unwritable_out": unwritable_out(cli, target),
         "command_seconds": {"observe": round(t_observe, 2), "suggest": round(t_suggest, 2)},
         "observe_kills": len(observe_rows),
         "observe_killed_mid_run": sum(r["killed"] for r in observe_rows),
+        "observe_committed_before_kill": sum(r["committed_before_kill"] for r in observe_rows),
         "suggest_kills": len(suggest_rows),
         "suggest_killed_mid_run": sum(r["killed"] for r in suggest_rows),
         "suggest_committed_before_kill": sum(r["committed"] > 0 for r in suggest_rows),
@@ -409,6 +411,23 @@ def kill_cycles(cli: Cli, target: str, work: Path, n_kills: int, seed: int) -> d
         + (stray_temp_files(Path(target)) if cli.storage is None else []),
         "observe_cycles": observe_rows,
         "suggest_cycles": suggest_rows,
+    }
+
+
+def unwritable_out(cli: Cli, target: str) -> dict[str, Any]:
+    """``suggest --out`` to a path that cannot be written: exit code, message, pending added.
+
+    The deterministic form of a ``suggest`` that dies between its commit and its file.
+    """
+    before = set(cli.status(target)["pending_ids"])
+    done = cli.run("suggest", target, "--out", "/proc/poreml-unwritable/candidates.csv")
+    added = sorted(set(cli.status(target)["pending_ids"]) - before)
+    lines = (done.stderr.strip() or done.stdout.strip()).splitlines()
+    return {
+        "exit_code": done.returncode,
+        "traceback": "Traceback (most recent call last)" in done.stderr,
+        "last_line": lines[-1][:300] if lines else "",
+        "pending_added": added,
     }
 
 
@@ -774,6 +793,8 @@ def write_report(res: dict[str, Any]) -> None:
              lambda k: f"{k['command_seconds']['observe']} / {k['command_seconds']['suggest']}"),
             ("observe kills (killed mid-run)",
              lambda k: f"{k['observe_kills']} ({k['observe_killed_mid_run']})"),
+            ("killed observes that had committed (retry: nothing new)",
+             lambda k: sum(r["committed_before_kill"] for r in k["observe_cycles"])),
             ("suggest kills (killed mid-run)",
              lambda k: f"{k['suggest_kills']} ({k['suggest_killed_mid_run']})"),
             ("killed suggests that had committed", lambda k: k["suggest_committed_before_kill"]),
@@ -805,6 +826,18 @@ def write_report(res: dict[str, Any]) -> None:
                 "the user does not have their designs except through `status --json`'s ids."
             ),
         ]
+        lines.append("")
+        for store, k in kills.items():
+            u = k.get("unwritable_out")
+            if u:
+                lines.append(
+                    f"- {store}: `suggest --out /proc/poreml-unwritable/candidates.csv` (the "
+                    f"deterministic form of a suggest that dies between its commit and its "
+                    f"file) exits {u['exit_code']}"
+                    + (" with a Python traceback" if u["traceback"] else "")
+                    + f" (`{u['last_line']}`) and leaves {len(u['pending_added'])} candidates "
+                    f"pending that the user never received ({', '.join(u['pending_added'])})."
+                )
     if c := res.get("concurrency"):
         lines += [
             "",
