@@ -9,7 +9,7 @@ ROUNDS          ?= 6
 CAMPAIGN_DIR    ?= campaigns/demo-$(shell date +%Y%m%d-%H%M%S)
 
 .PHONY: run demo test lint bench bench-lab bench-surrogates bench-campaign bench-api \
-        dataset champion ui clean-venv services services-stop integration
+        reliability dataset champion ui clean-venv services services-stop integration
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,10 @@ bench-api: $(STAMP)
 
 bench-campaign: $(STAMP)
 	$(BIN)/python experiments/bench_campaign.py
+
+## kill -9 / concurrency / PostgreSQL restart / API load on loopback (starts its own PostgreSQL)
+reliability: $(STAMP)
+	$(BIN)/python experiments/reliability.py
 
 ## rebuild datasets/porous_sic.csv from datasets/raw/ (byte-identical on every run)
 dataset: $(STAMP)
