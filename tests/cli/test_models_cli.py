@@ -89,6 +89,7 @@ def test_predict_writes_every_target_with_intervals(model_dir: Path, tmp_path: P
         "candidate_id",
         *DESIGN_COLUMNS,
         *INTERVAL_COLUMNS,
+        "conditioned_on",
         "domain_distance",
         "in_domain",
     ]
