@@ -345,9 +345,8 @@ class Surrogate(BaseEstimator):
     ) -> dict[str, pd.DataFrame]:
         if not 0.0 < level < 1.0:
             raise ConfigError(f"level: expected a number in (0, 1) (got {level!r})")
-        features = self.encoder_.transform(raw)
         with torch.no_grad():
-            mu, sd = self._predict_moments(features, observation_noise)
+            mu, sd = self._raw_moments(raw, observation_noise)
             mean, std = self.target_scaler_.moments(mu, sd)
             z = NormalDist().inv_cdf(0.5 + level / 2.0)
             lower = self.target_scaler_.inverse(mu - z * sd)
@@ -421,9 +420,9 @@ class Surrogate(BaseEstimator):
         self, X: pd.DataFrame, observation_noise: bool
     ) -> tuple[pd.DataFrame, pd.DataFrame]:
         self._check_fitted()
-        features = self.encoder_.transform(self._raw_inputs(X, source="X"))
+        raw = self._raw_inputs(X, source="X")
         with torch.no_grad():
-            mu, sd = self._predict_moments(features, observation_noise)
+            mu, sd = self._raw_moments(raw, observation_noise)
             mean, std = self.target_scaler_.moments(mu, sd)
         cols = list(self.targets_)
         return (
@@ -441,6 +440,19 @@ class Surrogate(BaseEstimator):
         """Fit on encoded inputs ``features`` (``z``: ``(n, d)``) and standardised targets ``y``
         of shape ``(n, T)`` (NaN = not measured, each target uses its own rows)."""
         raise NotImplementedError
+
+    def _raw_moments(
+        self, raw: Mapping[str, Tensor], observation_noise: bool
+    ) -> tuple[Tensor, Tensor]:
+        """Gaussian predictive mean and std in standardised model space of validated inputs
+        (the serving path). The default encodes ``raw`` and calls :meth:`_predict_moments`; a
+        model that conditions on :meth:`measured_inputs` beyond its features overrides it.
+
+        Args:
+            raw: per input column (:meth:`_input_columns`) a float tensor ``(N,)``.
+            observation_noise: include measurement noise.
+        """
+        return self._predict_moments(self.encoder_.transform(raw), observation_noise)
 
     def _predict_moments(
         self, features: Features, observation_noise: bool

@@ -23,7 +23,6 @@ _FAST: dict[str, dict[str, object]] = {
     "cascade": {
         "stage1_params": {"fit_maxiter": 40},
         "stage2_params": {"fit_maxiter": 40},
-        "n_draws": 16,
     },
 }
 
