@@ -60,7 +60,7 @@ dataset: $(STAMP)
 
 ## rebuild the shipped champion surrogate under models/champion
 champion: $(STAMP)
-	$(BIN)/poreml train --model gp --data virtual-lab --n 256 --seed 0 --out models/champion
+	$(BIN)/poreml train --model cascade --data virtual-lab --n 256 --seed 0 --out models/champion
 
 ## browse runs and registered models in the MLflow UI (embedded SQLite store)
 ui: $(STAMP)

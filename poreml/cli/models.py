@@ -13,7 +13,7 @@ code 2. Heavy imports happen inside the commands so ``poreml --help`` stays fast
 
 The shipped champion is rebuilt with::
 
-    poreml train --model gp --data virtual-lab --n 256 --seed 0 --out models/champion
+    poreml train --model cascade --data virtual-lab --n 256 --seed 0 --out models/champion
 
 Learning from a campaign (``--data campaign:DIR``, or ``campaign:NAME`` with ``--storage URL``).
 The rows are the campaign's observations with at least one measured target; failed syntheses

@@ -62,7 +62,7 @@ VIRTUAL_LAB = "virtual-lab"
 virtual-lab``; the CLI keeps its own copy of the word so ``poreml --help`` stays import-light)."""
 
 CHAMPION_COMMAND = (
-    "poreml train --model gp --data virtual-lab --n 256 --seed 0 --out models/champion"
+    "poreml train --model cascade --data virtual-lab --n 256 --seed 0 --out models/champion"
 )
 """The documented command that rebuilds ``models/champion``."""
 

@@ -36,7 +36,7 @@ STATS = ("mean", "std", "lower", "upper")
 def test_the_shipped_metadata_reads_and_writes_back_unchanged() -> None:
     data = json.loads((CHAMPION / METADATA_FILE).read_text(encoding="utf-8"))
     meta = ModelMetadata.read(CHAMPION / METADATA_FILE)
-    assert meta.model == "gp" and meta.targets == tuple(TARGETS)
+    assert meta.model == "cascade" and meta.targets == tuple(TARGETS)
     assert meta.training.rows == 256 and meta.training.source["data"] == "virtual-lab"
     assert meta.training.sha256 == data["training"]["sha256"]
     assert meta.to_dict() == data
