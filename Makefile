@@ -8,7 +8,7 @@ CAMPAIGN_CONFIG ?= experiments/campaign_td_vs_buffering.toml
 ROUNDS          ?= 6
 CAMPAIGN_DIR    ?= campaigns/demo-$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: run demo test lint bench bench-lab bench-surrogates bench-campaign bench-api \
+.PHONY: run demo test lint bench bench-lab bench-surrogates bench-campaign bench-api bench-characterised \
         dataset champion ui clean-venv
 
 $(STAMP): pyproject.toml
@@ -40,7 +40,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check poreml tests
 
 ## benchmarks (not tests): results land in experiments/results/ and are quoted in the README
-bench: bench-lab bench-surrogates bench-api bench-campaign
+bench: bench-lab bench-surrogates bench-api bench-campaign bench-characterised
 
 bench-lab: $(STAMP)
 	$(BIN)/python experiments/bench_virtual_lab.py
@@ -53,6 +53,9 @@ bench-api: $(STAMP)
 
 bench-campaign: $(STAMP)
 	$(BIN)/python experiments/bench_campaign.py
+
+bench-characterised: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python experiments/bench_characterised.py
 
 ## rebuild datasets/porous_sic.csv from datasets/raw/ (byte-identical on every run)
 dataset: $(STAMP)
