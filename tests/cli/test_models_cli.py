@@ -158,7 +158,7 @@ def test_missing_model_folder_says_how_to_build_one(tmp_path: Path) -> None:
     result = _invoke(
         "predict", str(infile), "--out", str(tmp_path / "o.csv"), "--model-dir", str(tmp_path)
     )
-    assert "poreml train --model gp --data virtual-lab" in str(result.exception)
+    assert "poreml train --model cascade --data virtual-lab" in str(result.exception)
 
 
 def test_train_registers_and_promotes_only_a_better_model(
