@@ -251,45 +251,53 @@ class CascadeSurrogate(Surrogate):
         characterisation in ``raw`` (module doc)."""
         s1, s2 = self.stage1_, self.stage2_
         f1, f2 = s1.encoder_.transform(raw), s2.encoder_.transform(raw)
-        mu1, lat1 = s1._predict_moments(f1, False)
-        mu1o, sd1 = s1._predict_moments(f1, observation_noise) if observation_noise else (mu1, lat1)
-        mu2, lat2 = s2._predict_moments(f2, False)
-        _, tot2 = s2._predict_moments(f2, True)
         idx = self._char_index()
-        mu1c, lat1c = mu1[:, idx], lat1[:, idx]
-        n = mu1.shape[0]
+        n = f1.z.shape[0]
         given = torch.stack(
-            [raw.get(c, torch.full((n,), float("nan"), dtype=mu1.dtype)) for c in CHARACTERISATION],
+            [
+                raw.get(c, torch.full((n,), float("nan"), dtype=f1.z.dtype))
+                for c in CHARACTERISATION
+            ],
             dim=-1,
-        ).to(mu1.dtype)
+        ).to(f1.z.dtype)
         measured = ~torch.isnan(given)
-        filled = torch.where(measured, given, torch.ones_like(given))
-        r = s1.target_scaler_.transform(filled, idx) - mu1c  # residuals, standardised
-        noise2 = (tot2**2 - lat2**2).clamp(min=0.0)
-        mean2, var2 = mu2.clone(), lat2**2 + (noise2 if observation_noise else 0.0)
-        for mask in {tuple(row) for row in measured.tolist()}:
-            if not any(mask):
-                continue
-            rows = (measured == torch.tensor(mask)).all(dim=1)
-            cols = [k for k, m in enumerate(mask) if m]
-            for j in range(len(s2.targets_)):
-                cov = torch.tensor(self.link_[j], dtype=mu1.dtype)
-                s_ss = cov[cols][:, cols]
-                s_ps = cov[-1, cols]
-                w = torch.linalg.solve(s_ss + 1e-9 * torch.eye(len(cols), dtype=cov.dtype), s_ps)
-                explained = float((w * s_ps).sum() / cov[-1, -1]) if cov[-1, -1] > 0 else 0.0
-                explained = min(max(explained, 0.0), 1.0)
-                mean2[rows, j] = mu2[rows, j] + r[rows][:, cols] @ w
-                var = lat2[rows, j] ** 2 + ((lat1c[rows][:, cols] * w) ** 2).sum(dim=1)
-                if observation_noise:
-                    var = var + noise2[rows, j] * (1.0 - explained)
-                var2[rows, j] = var
+        # The reported distributions need one pass of each stage; the latent moments the link
+        # needs, a second pass, only when some row carries a measurement.
+        mu1, sd1 = s1._predict_moments(f1, observation_noise)
+        mu2, sd2 = s2._predict_moments(f2, observation_noise)
+        mean2, var2 = mu2.clone(), sd2**2
+        if bool(measured.any()):
+            lat1 = s1._predict_moments(f1, False)[1] if observation_noise else sd1
+            lat2 = s2._predict_moments(f2, False)[1] if observation_noise else sd2
+            noise2 = (sd2**2 - lat2**2).clamp(min=0.0)
+            mu1c, lat1c = mu1[:, idx], lat1[:, idx]
+            filled = torch.where(measured, given, torch.ones_like(given))
+            r = s1.target_scaler_.transform(filled, idx) - mu1c  # residuals, standardised
+            for mask in {tuple(row) for row in measured.tolist()}:
+                if not any(mask):
+                    continue
+                rows = (measured == torch.tensor(mask)).all(dim=1)
+                cols = [k for k, m in enumerate(mask) if m]
+                for j in range(len(s2.targets_)):
+                    cov = torch.tensor(self.link_[j], dtype=mu1.dtype)
+                    s_ss = cov[cols][:, cols]
+                    s_ps = cov[-1, cols]
+                    w = torch.linalg.solve(
+                        s_ss + 1e-9 * torch.eye(len(cols), dtype=cov.dtype), s_ps
+                    )
+                    explained = float((w * s_ps).sum() / cov[-1, -1]) if cov[-1, -1] > 0 else 0.0
+                    explained = min(max(explained, 0.0), 1.0)
+                    mean2[rows, j] = mu2[rows, j] + r[rows][:, cols] @ w
+                    var = lat2[rows, j] ** 2 + ((lat1c[rows][:, cols] * w) ** 2).sum(dim=1)
+                    if observation_noise:
+                        var = var + noise2[rows, j] * (1.0 - explained)
+                    var2[rows, j] = var
         out_mu = torch.empty(n, len(self.targets_), dtype=mu1.dtype)
         out_sd = torch.empty_like(out_mu)
         for k, t in enumerate(self.targets_):
             if t in s1.targets_:
                 j = s1.targets_.index(t)
-                loc, scale = mu1o[:, j], sd1[:, j]
+                loc, scale = mu1[:, j], sd1[:, j]
                 a, b = s1.target_scaler_.affine([j], loc)
             else:
                 j = s2.targets_.index(t)
