@@ -9,7 +9,8 @@ ROUNDS          ?= 6
 CAMPAIGN_DIR    ?= campaigns/demo-$(shell date +%Y%m%d-%H%M%S)
 
 .PHONY: run demo test lint bench bench-lab bench-surrogates bench-campaign bench-api \
-        reliability dataset champion ui clean-venv services services-stop integration
+        bench-characterised reliability dataset champion ui clean-venv services services-stop \
+        integration
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,7 +45,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check poreml tests
 
 ## benchmarks (not tests): results land in experiments/results/ and are quoted in the README
-bench: bench-lab bench-surrogates bench-api bench-campaign
+bench: bench-lab bench-surrogates bench-api bench-campaign bench-characterised
 
 bench-lab: $(STAMP)
 	$(BIN)/python experiments/bench_virtual_lab.py
@@ -58,6 +59,9 @@ bench-api: $(STAMP)
 bench-campaign: $(STAMP)
 	$(BIN)/python experiments/bench_campaign.py
 
+bench-characterised: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python experiments/bench_characterised.py
+
 ## kill -9 / concurrency / PostgreSQL restart / API load on loopback (starts its own PostgreSQL)
 reliability: $(STAMP)
 	$(BIN)/python experiments/reliability.py
@@ -68,7 +72,7 @@ dataset: $(STAMP)
 
 ## rebuild the shipped champion surrogate under models/champion
 champion: $(STAMP)
-	$(BIN)/poreml train --model gp --data virtual-lab --n 256 --seed 0 --out models/champion
+	$(BIN)/poreml train --model cascade --data virtual-lab --n 256 --seed 0 --out models/champion
 
 ## browse runs and registered models in the MLflow UI (embedded SQLite store)
 ui: $(STAMP)

@@ -35,7 +35,7 @@ from pydantic import (
     model_validator,
 )
 
-from poreml.data.schema import COLUMNS, DESIGN_COLUMNS, Column
+from poreml.data.schema import COLUMNS, DESIGN_COLUMNS, MEASURED_COLUMNS, Column
 from poreml.design.objectives import DIRECTIONS, Objective, OutcomeConstraint
 from poreml.exceptions import ConfigError
 from poreml.surrogates.base import TARGETS
@@ -98,6 +98,25 @@ def _design_field(col: Column, *, required: bool) -> tuple[Any, Any]:
     return float, field
 
 
+def _measured_field(col: Column) -> tuple[Any, Any]:
+    """``(annotation, FieldInfo)`` of one optional measured column (CONTRACT.md §4.1)."""
+    lo, hi = col.bounds  # type: ignore[misc]
+    text = (
+        f"measured {col.description} [{col.unit}] of a powder already made; "
+        f"{col.describe_range()}; a model that can condition on it does (conditioned_on)"
+    )
+    field = Field(
+        None,
+        ge=lo,
+        le=hi,
+        strict=True,
+        allow_inf_nan=False,
+        description=text,
+        json_schema_extra={"unit": col.unit},
+    )
+    return float | None, field
+
+
 _CANDIDATE_ID = (
     StrictStr | None,
     Field(
@@ -111,11 +130,14 @@ _CANDIDATE_ID = (
 DesignCandidate: type[BaseModel] = create_model(
     "DesignCandidate",
     __config__=_FORBID,
-    __doc__="One candidate design: any subset of the design columns (CONTRACT.md §1).",
+    __doc__="One candidate: any subset of the design columns and, for a powder already made, "
+    "any measured columns (CONTRACT.md §1, §4.1).",
     candidate_id=_CANDIDATE_ID,
     **{name: _design_field(COLUMNS[name], required=False) for name in DESIGN_COLUMNS},
+    **{name: _measured_field(COLUMNS[name]) for name in MEASURED_COLUMNS},
 )
-"""Request model of one candidate; fields left out take :data:`DESIGN_DEFAULTS`."""
+"""Request model of one candidate; design fields left out take :data:`DESIGN_DEFAULTS`,
+measured fields left out are not measured (None)."""
 
 
 class HealthResponse(BaseModel):
@@ -179,6 +201,13 @@ CandidatePrediction: type[BaseModel] = create_model(
     index=(int, Field(description="0-based position of the candidate in the request")),
     **{name: _design_field(COLUMNS[name], required=True) for name in DESIGN_COLUMNS},
     **{name: (TargetPrediction, ...) for name in TARGETS},
+    conditioned_on=(
+        list[str],
+        Field(
+            description="the measured columns of the candidate the model conditioned on (empty "
+            "when none: none sent, or a model that predicts from the design alone)"
+        ),
+    ),
     domain_distance=(
         float,
         Field(

@@ -22,7 +22,7 @@ import pandas as pd
 
 from poreml.api.errors import InvalidRequestError, ModelUnavailableError, TooManyCandidatesError
 from poreml.api.ranking import probability_feasible
-from poreml.data.schema import COLUMNS, DESIGN_COLUMNS, ROUTES
+from poreml.data.schema import COLUMNS, DESIGN_COLUMNS, MEASURED_COLUMNS, ROUTES
 from poreml.design.objectives import Objective, OutcomeConstraint
 from poreml.design.pareto import pareto_ranks
 from poreml.settings import Settings
@@ -67,6 +67,8 @@ class Predictions:
         domain_distance: float array ``(n,)``: distance to the training data relative to the
             model's calibrated threshold (``<= 1`` within it;
             :meth:`~poreml.surrogates.base.Surrogate.domain_distance`).
+        conditioned_on: object array ``(n,)``: per candidate the list of measured columns the
+            model conditioned on (CONTRACT.md §4.1; empty list when none).
     """
 
     targets: tuple[str, ...]
@@ -76,6 +78,7 @@ class Predictions:
     upper: np.ndarray
     in_domain: np.ndarray
     domain_distance: np.ndarray
+    conditioned_on: np.ndarray
 
     def column(self, target: str) -> int:
         """Index of ``target`` on the last axis."""
@@ -121,7 +124,8 @@ class ServedModel:
         """Predict every row of ``frame`` (thread-safe; see the class doc).
 
         Args:
-            frame: the design columns (validated, defaults filled), one row per candidate.
+            frame: the design columns (validated, defaults filled), one row per candidate,
+                and any measured columns (NaN where a candidate did not send one).
 
         Returns:
             The :class:`Predictions`, rows in the order of ``frame``.
@@ -129,7 +133,8 @@ class ServedModel:
         Raises:
             ModelUnavailableError: the model raised, or returned non-finite numbers.
         """
-        job = _Job(frame[list(DESIGN_COLUMNS)], len(self.targets))
+        measured = [c for c in MEASURED_COLUMNS if c in frame.columns]
+        job = _Job(frame[[*DESIGN_COLUMNS, *measured]], len(self.targets))
         with self._queue_lock:
             self._queue.append(job)
         while not job.finished:
@@ -165,6 +170,7 @@ class ServedModel:
     def _run(self, pieces: list[tuple[_Job, int, int]]) -> None:
         """Predict the rows of ``pieces`` in one model call and hand each job its part."""
         parts = [job.X.iloc[start:stop] for job, start, stop in pieces]
+        # Requests that sent different measured columns concatenate with NaN (not measured).
         X = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
         try:
             # The request models have validated every value and the frame holds every design
@@ -178,6 +184,9 @@ class ServedModel:
             }
             in_domain = table["in_domain"].to_numpy(bool)
             distance = table["domain_distance"].to_numpy(np.float64)
+            # An object array of lists (np.array of equal-length lists would be 2-D).
+            conditioned = np.empty(len(table), dtype=object)
+            conditioned[:] = [text.split(";") if text else [] for text in table["conditioned_on"]]
         except Exception as err:
             failure = ModelUnavailableError(
                 f"the model failed on a batch of {len(X)} candidate(s): {type(err).__name__}: {err}"
@@ -195,6 +204,7 @@ class ServedModel:
                 {k: v[rows] for k, v in values.items()},
                 in_domain[rows],
                 distance[rows],
+                conditioned[rows],
             )
             offset += stop - start
 
@@ -210,6 +220,7 @@ class _Job:
         self.values = {stat: np.empty((self.n, n_targets)) for stat in _STATS}
         self.in_domain = np.empty(self.n, dtype=bool)
         self.domain_distance = np.empty(self.n, dtype=np.float64)
+        self.conditioned_on = np.empty(self.n, dtype=object)
         self.error: ModelUnavailableError | None = None
 
     @property
@@ -224,12 +235,14 @@ class _Job:
         values: Mapping[str, np.ndarray],
         in_domain: np.ndarray,
         domain_distance: np.ndarray,
+        conditioned_on: np.ndarray,
     ) -> None:
         """Store predictions of rows ``start:stop``."""
         for stat, block in values.items():
             self.values[stat][start:stop] = block
         self.in_domain[start:stop] = in_domain
         self.domain_distance[start:stop] = domain_distance
+        self.conditioned_on[start:stop] = conditioned_on
         self.done += stop - start
 
     def fail(self, error: ModelUnavailableError) -> None:
@@ -252,7 +265,11 @@ class _Job:
                     f"(candidate {row} and {int(bad.any(axis=1).sum()) - 1} more)"
                 )
         return Predictions(
-            targets, in_domain=self.in_domain, domain_distance=self.domain_distance, **self.values
+            targets,
+            in_domain=self.in_domain,
+            domain_distance=self.domain_distance,
+            conditioned_on=self.conditioned_on,
+            **self.values,
         )
 
 
@@ -345,8 +362,10 @@ def candidates_frame(
         setting: the environment variable that sets the cap (named in the 413 message).
 
     Returns:
-        Columns ``candidate_id`` (object, None where not sent) and the design columns in
-        contract order (``route`` as str, the rest float64); index ``0..n-1``.
+        Columns ``candidate_id`` (object, None where not sent), the design columns in
+        contract order (``route`` as str, the rest float64), then the measured columns that
+        at least one candidate sent (float64, NaN where not sent; CONTRACT.md §4.1); index
+        ``0..n-1``.
 
     Raises:
         TooManyCandidatesError: more than ``max_candidates`` candidates.
@@ -361,6 +380,10 @@ def candidates_frame(
     for name in DESIGN_COLUMNS:
         values = [getattr(c, name) for c in candidates]
         data[name] = values if name == "route" else np.asarray(values, dtype=np.float64)
+    for name in MEASURED_COLUMNS:
+        values = [getattr(c, name, None) for c in candidates]
+        if any(v is not None for v in values):
+            data[name] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
     return pd.DataFrame(data)
 
 
@@ -368,11 +391,17 @@ def predict(model: ServedModel, frame: pd.DataFrame) -> tuple[pd.DataFrame, Pred
     """Predict the candidates of ``frame`` (from :func:`candidates_frame`).
 
     Returns:
-        ``(frame, predictions)``; ``frame`` gains an ``index`` column (request position).
+        ``(frame, predictions)``; ``frame`` gains an ``index`` column (request position) and
+        loses the measured columns (the answer says which it used: ``conditioned_on``).
     """
-    out = frame.copy()
+    out = _answer_frame(frame)
     out.insert(1, "index", np.arange(len(frame)))
     return out, model.predict(frame)
+
+
+def _answer_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` without its measured columns (inputs the answer does not echo)."""
+    return frame.drop(columns=[c for c in MEASURED_COLUMNS if c in frame.columns])
 
 
 def screen(
@@ -424,7 +453,7 @@ def screen(
     # Unranked rows (rank 0: beyond the fronts needed for top_k) sort last.
     sort_rank = np.where(ranks > 0, ranks, np.iinfo(np.int64).max)
     order = np.lexsort((np.arange(len(frame)), -p_feasible, sort_rank))[:top_k]
-    out = frame.iloc[order].reset_index(drop=True)
+    out = _answer_frame(frame).iloc[order].reset_index(drop=True)
     out.insert(1, "index", order)
     out["pareto_rank"] = ranks[order]
     out["probability_feasible"] = p_feasible[order]
@@ -436,6 +465,7 @@ def screen(
         pred.upper[order],
         pred.in_domain[order],
         pred.domain_distance[order],
+        pred.conditioned_on[order],
     )
     return out, kept
 
@@ -446,7 +476,8 @@ def screen(
 
 def prediction_records(frame: pd.DataFrame, pred: Predictions) -> list[dict[str, Any]]:
     """One JSON object per candidate: the columns of ``frame``, then per target
-    ``{"mean", "std", "lower", "upper"}``, then ``domain_distance`` and ``in_domain``.
+    ``{"mean", "std", "lower", "upper"}``, then ``conditioned_on``, ``domain_distance`` and
+    ``in_domain``.
 
     Built column-wise (``tolist`` per column, one ``zip`` over rows), so ten thousand
     candidates cost milliseconds.
@@ -466,10 +497,11 @@ def prediction_records(frame: pd.DataFrame, pred: Predictions) -> list[dict[str,
         ]
         for j in range(len(pred.targets))
     ]
-    names = columns + list(pred.targets) + ["domain_distance", "in_domain"]
+    names = columns + list(pred.targets) + ["conditioned_on", "domain_distance", "in_domain"]
     rows = zip(
         *values,
         *per_target,
+        [list(c) for c in pred.conditioned_on],
         pred.domain_distance.tolist(),
         pred.in_domain.tolist(),
         strict=True,
@@ -478,11 +510,12 @@ def prediction_records(frame: pd.DataFrame, pred: Predictions) -> list[dict[str,
 
 
 def predictions_csv(frame: pd.DataFrame, pred: Predictions) -> str:
-    """The same rows as CSV: ``frame``'s columns, ``domain_distance``, ``in_domain``, then
-    ``<target>_<stat>``."""
+    """The same rows as CSV: ``frame``'s columns, ``domain_distance``, ``in_domain``,
+    ``conditioned_on`` (``;``-joined), then ``<target>_<stat>``."""
     table = frame.copy()
     table["domain_distance"] = pred.domain_distance
     table["in_domain"] = pred.in_domain
+    table["conditioned_on"] = [";".join(c) for c in pred.conditioned_on]
     for j, t in enumerate(pred.targets):
         for stat in _STATS:
             table[f"{t}_{stat}"] = getattr(pred, stat)[:, j]
@@ -505,8 +538,10 @@ def _plain_list(series: pd.Series) -> list[Any]:
 def explain(model: ServedModel, frame: pd.DataFrame) -> dict[str, Any]:
     """The ``POST /v1/explain`` answer: additive Shapley explanations of the predicted means.
 
-    The mean function is the served model's own (:meth:`ServedModel.predict`), so the numbers
-    add up to the ``mean`` that ``/v1/predict`` answers, and the explanation's model calls
+    The mean function is the served model's own (:meth:`ServedModel.predict`) over the design
+    columns: measured columns a candidate carries are ignored here (the contributions are of
+    design columns, CONTRACT.md §4.1), so the numbers add up to the ``mean`` that
+    ``/v1/predict`` answers for the design alone, and the explanation's model calls
     take turns with other requests. Cost: ``2**9 * BACKGROUND_SIZE`` model rows per candidate
     (:mod:`poreml.surrogates.explain`).
 

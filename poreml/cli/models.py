@@ -13,7 +13,7 @@ code 2. Heavy imports happen inside the commands so ``poreml --help`` stays fast
 
 The shipped champion is rebuilt with::
 
-    poreml train --model gp --data virtual-lab --n 256 --seed 0 --out models/champion
+    poreml train --model cascade --data virtual-lab --n 256 --seed 0 --out models/champion
 
 Learning from a campaign (``--data campaign:DIR``, or ``campaign:NAME`` with ``--storage URL``).
 The rows are the campaign's observations with at least one measured target; failed syntheses
@@ -1005,7 +1005,9 @@ def _int_list(text: str, option: str) -> list[int]:
 
 
 def predict(
-    infile: Path = typer.Argument(..., help="CSV of designs (design columns, candidate_id)."),
+    infile: Path = typer.Argument(
+        ..., help="CSV of designs (design columns, candidate_id; measured columns optional)."
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="CSV file to write predictions to."),
     model_dir: Path | None = typer.Option(
         None, "--model-dir", help="Saved model folder (default: POREML_MODEL_DIR, models/champion)."
@@ -1017,8 +1019,11 @@ def predict(
 ) -> None:
     """Predict every target with its interval and the domain flag for the designs in IN.csv.
 
-    Writes candidate_id, the design columns (left-out ones at their defaults), and per target
-    <target>_mean, _std, _lower, _upper, then in_domain.
+    Measured columns in IN.csv (e.g. ssa_m2_g, tap_density_g_cm3 of a powder already made;
+    blank = not measured) are range-checked; a model that can condition on them does.
+    Writes candidate_id, the design columns (left-out ones at their defaults), the measured
+    columns given, per target <target>_mean, _std, _lower, _upper, then conditioned_on (the
+    measured columns the model used, ';'-joined), domain_distance and in_domain.
     """
     from poreml.data.io import read_csv, write_csv
     from poreml.data.schema import COLUMNS, DESIGN_COLUMNS
@@ -1027,8 +1032,8 @@ def predict(
     if "candidate_id" not in frame.columns:
         frame.insert(0, "candidate_id", [f"P-{i:04d}" for i in range(1, len(frame) + 1)])
     artifact = _load_artifact(model_dir, model_uri)
-    # Other contract columns (e.g. measured values of a lab file) are accepted and ignored,
-    # except descriptor inputs of a model trained on the descriptors feature set.
+    # Other contract columns (e.g. feasible, provenance of a lab file) are accepted and
+    # ignored; measured columns are range-checked and passed to the model (CONTRACT.md §4.1).
     result = artifact.predict_table(
         frame,
         level=level,

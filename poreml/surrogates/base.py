@@ -24,7 +24,7 @@ import torch
 from sklearn.base import BaseEstimator
 from torch import Tensor
 
-from poreml.data.schema import COLUMNS, DESIGN_COLUMNS, ROUTES
+from poreml.data.schema import COLUMNS, DESIGN_COLUMNS, MEASURED_COLUMNS, ROUTES
 from poreml.data.validation import validate_table
 from poreml.exceptions import ConfigError, DataValidationError, ModelNotFittedError, Problem
 from poreml.surrogates.domain import DomainStats
@@ -180,6 +180,21 @@ class Surrogate(BaseEstimator):
         inputs = set(FEATURE_SETS[self.feature_set])
         return tuple(t for t in TARGETS if t not in inputs)
 
+    def measured_inputs(self) -> tuple[str, ...]:
+        """Measured columns (CONTRACT.md §1) the model uses when a row to predict carries them.
+
+        The base class: the measured inputs of the feature set (``descriptors``: tap density
+        and BET area; ``design``: none). A model that conditions on measured columns in
+        another way (:class:`~poreml.surrogates.cascade.CascadeSurrogate`) overrides this.
+        Other measured columns of a row are ignored by the model.
+        """
+        return tuple(c for c in FEATURE_SETS[self.feature_set] if c not in DESIGN_COLUMNS)
+
+    def _input_columns(self) -> tuple[str, ...]:
+        """Columns read from ``X``: the feature set's, then further :meth:`measured_inputs`."""
+        columns = FEATURE_SETS[self.feature_set]
+        return columns + tuple(c for c in self.measured_inputs() if c not in columns)
+
     # ---- fit / predict -----------------------------------------------------------------------
 
     def fit(self, X: pd.DataFrame, y: pd.DataFrame) -> Surrogate:
@@ -301,8 +316,10 @@ class Surrogate(BaseEstimator):
 
         Returns:
             ``candidate_id`` (when given), then per target ``<target>_mean``, ``_std``,
-            ``_lower``, ``_upper``, then ``domain_distance`` (float, ``<= 1`` within the
-            calibrated threshold) and ``in_domain`` (bool); the index of ``X``.
+            ``_lower``, ``_upper``, then ``conditioned_on`` (str: the :meth:`measured_inputs`
+            the row carried and the model used, ``;``-joined in contract order; empty when
+            none), ``domain_distance`` (float, ``<= 1`` within the calibrated threshold) and
+            ``in_domain`` (bool); the index of ``X``.
         """
         self._check_fitted()
         raw = self._raw_inputs(X, source="X") if check_input else self._tensors_from_valid(X)
@@ -313,6 +330,7 @@ class Surrogate(BaseEstimator):
         for target, frame in intervals.items():
             for stat in ("mean", "std", "lower", "upper"):
                 columns[f"{target}_{stat}"] = frame[stat].to_numpy(dtype=float)
+        columns["conditioned_on"] = self._conditioned_on(raw)
         distance = self.domain_.distance(raw, self.encoder_)
         columns["domain_distance"] = distance
         columns["in_domain"] = self.domain_.contains(raw, self.encoder_, distance)
@@ -327,9 +345,8 @@ class Surrogate(BaseEstimator):
     ) -> dict[str, pd.DataFrame]:
         if not 0.0 < level < 1.0:
             raise ConfigError(f"level: expected a number in (0, 1) (got {level!r})")
-        features = self.encoder_.transform(raw)
         with torch.no_grad():
-            mu, sd = self._predict_moments(features, observation_noise)
+            mu, sd = self._raw_moments(raw, observation_noise)
             mean, std = self.target_scaler_.moments(mu, sd)
             z = NormalDist().inv_cdf(0.5 + level / 2.0)
             lower = self.target_scaler_.inverse(mu - z * sd)
@@ -347,6 +364,18 @@ class Surrogate(BaseEstimator):
             )
             out[t] = frame
         return out
+
+    def _conditioned_on(self, raw: Mapping[str, Tensor]) -> np.ndarray:
+        """Per row the measured inputs it carries (not NaN), ``;``-joined; object array."""
+        names = [c for c in MEASURED_COLUMNS if c in self.measured_inputs()]
+        n = len(next(iter(raw.values())))
+        if not names:
+            return np.full(n, "", dtype=object)
+        present = np.column_stack([~torch.isnan(raw[c]).numpy() for c in names])
+        return np.array(
+            [";".join(c for c, p in zip(names, row, strict=True) if p) for row in present],
+            dtype=object,
+        )
 
     def in_domain(self, X: pd.DataFrame) -> np.ndarray:
         """Whether each row of ``X`` lies in the training domain: :meth:`domain_distance`
@@ -391,9 +420,9 @@ class Surrogate(BaseEstimator):
         self, X: pd.DataFrame, observation_noise: bool
     ) -> tuple[pd.DataFrame, pd.DataFrame]:
         self._check_fitted()
-        features = self.encoder_.transform(self._raw_inputs(X, source="X"))
+        raw = self._raw_inputs(X, source="X")
         with torch.no_grad():
-            mu, sd = self._predict_moments(features, observation_noise)
+            mu, sd = self._raw_moments(raw, observation_noise)
             mean, std = self.target_scaler_.moments(mu, sd)
         cols = list(self.targets_)
         return (
@@ -411,6 +440,19 @@ class Surrogate(BaseEstimator):
         """Fit on encoded inputs ``features`` (``z``: ``(n, d)``) and standardised targets ``y``
         of shape ``(n, T)`` (NaN = not measured, each target uses its own rows)."""
         raise NotImplementedError
+
+    def _raw_moments(
+        self, raw: Mapping[str, Tensor], observation_noise: bool
+    ) -> tuple[Tensor, Tensor]:
+        """Gaussian predictive mean and std in standardised model space of validated inputs
+        (the serving path). The default encodes ``raw`` and calls :meth:`_predict_moments`; a
+        model that conditions on :meth:`measured_inputs` beyond its features overrides it.
+
+        Args:
+            raw: per input column (:meth:`_input_columns`) a float tensor ``(N,)``.
+            observation_noise: include measurement noise.
+        """
+        return self._predict_moments(self.encoder_.transform(raw), observation_noise)
 
     def _predict_moments(
         self, features: Features, observation_noise: bool
@@ -486,7 +528,7 @@ class Surrogate(BaseEstimator):
             raise DataValidationError([Problem(None, None, "0 rows", "at least one row")], source)
         design = [c for c in X.columns if c in DESIGN_COLUMNS or c not in COLUMNS]
         frame = validate_table(X[design], source=source, physical=True)
-        columns = FEATURE_SETS[self.feature_set]
+        columns = self._input_columns()
         descriptors = [c for c in columns if c not in DESIGN_COLUMNS and c in X.columns]
         measured = _numeric(X[descriptors], source) if descriptors else {}
         n = len(frame)
@@ -508,7 +550,7 @@ class Surrogate(BaseEstimator):
         """Input tensors of a frame already validated upstream (no contract checks)."""
         n = len(X)
         raw: dict[str, Tensor] = {}
-        for name in FEATURE_SETS[self.feature_set]:
+        for name in self._input_columns():
             if name not in X.columns:
                 raw[name] = torch.full((n,), math.nan, dtype=FEATURE_DTYPE)
             elif name == "route":
@@ -558,6 +600,11 @@ class Surrogate(BaseEstimator):
         Returns:
             The folder.
         """
+        return write_model(path, self.to_saved())
+
+    def to_saved(self) -> SavedModel:
+        """The fitted model as the contents of a saved folder (what :meth:`save` writes;
+        :meth:`from_saved` rebuilds it). Composite models save their parts with it."""
         self._check_fitted()
         state = self._fitted_state()
         fitted = {
@@ -573,8 +620,7 @@ class Surrogate(BaseEstimator):
         tensors = dict(state.tensors)
         if self.domain_.reference is not None:
             tensors[_DOMAIN_REFERENCE] = torch.as_tensor(self.domain_.reference)
-        saved = SavedModel(self.name, self.get_params(deep=False), fitted, tensors, state.artifact)
-        return write_model(path, saved)
+        return SavedModel(self.name, self.get_params(deep=False), fitted, tensors, state.artifact)
 
     @classmethod
     def load(cls, path: str | Path) -> Surrogate:

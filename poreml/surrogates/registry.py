@@ -28,6 +28,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "poreml.surrogates.gp",
     "poreml.surrogates.ensemble",
     "poreml.surrogates.trees",
+    "poreml.surrogates.cascade",
 )
 """Modules whose models register themselves on import."""
 

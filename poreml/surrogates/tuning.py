@@ -109,6 +109,22 @@ def _gp_space(trial: optuna.Trial) -> dict[str, Any]:
     }
 
 
+@register_search_space("cascade")
+def _cascade_space(trial: optuna.Trial) -> dict[str, Any]:
+    """Cascade of GPs: the prior of each stage and the missing-value encoding."""
+    return {
+        "stage1_params": {
+            "prior": trial.suggest_categorical("stage1_prior", ["physics", "constant"])
+        },
+        "stage2_params": {
+            "prior": trial.suggest_categorical("stage2_prior", ["physics", "constant"])
+        },
+        "missing_indicators": trial.suggest_categorical(
+            "missing_indicators", ["auto", "all", "none"]
+        ),
+    }
+
+
 @register_search_space("ridge")
 def _ridge_space(trial: optuna.Trial) -> dict[str, Any]:
     """Bayesian ridge fits its own regularisation; tune how missing inputs are encoded."""

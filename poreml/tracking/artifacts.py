@@ -27,7 +27,7 @@ import pandas as pd
 
 import poreml
 from poreml.data.io import write_json, write_text
-from poreml.data.schema import COLUMNS, DESIGN_COLUMNS
+from poreml.data.schema import COLUMNS, DESIGN_COLUMNS, MEASURED_COLUMNS
 from poreml.data.validation import validate_designs, validate_table
 from poreml.exceptions import ConfigError, PoremlError
 from poreml.surrogates.domain import NEIGHBORS, QUANTILE
@@ -62,7 +62,7 @@ VIRTUAL_LAB = "virtual-lab"
 virtual-lab``; the CLI keeps its own copy of the word so ``poreml --help`` stays import-light)."""
 
 CHAMPION_COMMAND = (
-    "poreml train --model gp --data virtual-lab --n 256 --seed 0 --out models/champion"
+    "poreml train --model cascade --data virtual-lab --n 256 --seed 0 --out models/champion"
 )
 """The documented command that rebuilds ``models/champion``."""
 
@@ -435,19 +435,23 @@ class ModelArtifact:
 
         Args:
             designs: design columns (any subset; left-out ones take the contract defaults),
-                optional ``candidate_id``, and for a model on the descriptors feature set its
-                descriptor columns; values must lie in the physical domain.
+                optional ``candidate_id``, and any measured columns of a powder already made
+                (CONTRACT.md §4.1; blank = not measured). Design values must lie in the
+                physical domain, measured values in their contract range. The model uses the
+                measured columns it can condition on
+                (:meth:`~poreml.surrogates.base.Surrogate.measured_inputs`) and ignores the
+                others; ``conditioned_on`` says which it used.
             level: central interval level.
             source: file name (or other label) for error messages.
-            ignore_columns: further columns to accept and leave out (e.g. measured values of a
-                lab file).
+            ignore_columns: further columns to accept and leave out (e.g. ``feasible`` or
+                provenance columns of a lab file).
             include_inputs: put the validated inputs (``candidate_id``, design columns with
-                defaults filled, descriptors) before the predictions.
+                defaults filled, the measured columns given) before the predictions.
 
         Returns:
             ``candidate_id`` (when given), [the inputs,] per target ``<target>_mean``,
-            ``_std``, ``_lower``, ``_upper``, then ``domain_distance`` and ``in_domain``; index
-            ``0..n-1``.
+            ``_std``, ``_lower``, ``_upper``, then ``conditioned_on`` (``;``-joined),
+            ``domain_distance`` and ``in_domain``; index ``0..n-1``.
 
         Raises:
             DataValidationError: listing every unknown column and bad value.
@@ -455,22 +459,19 @@ class ModelArtifact:
         frame = pd.DataFrame(designs).reset_index(drop=True)
         if "candidate_id" in frame.columns:
             frame["candidate_id"] = frame["candidate_id"].astype(str)
-        descriptors = [
-            c
-            for c in self.surrogate.feature_columns_
-            if c not in DESIGN_COLUMNS and c in frame.columns
-        ]
+        measured = [c for c in MEASURED_COLUMNS if c in frame.columns]
+        ignored = [c for c in ignore_columns if c not in measured]
         clean = validate_designs(
             frame,
             source=source,
             physical=True,
             fill_defaults=True,
-            allow_columns=("candidate_id", *descriptors, *ignore_columns),
+            allow_columns=("candidate_id", *measured, *ignored),
         )
         head = ["candidate_id"] if "candidate_id" in clean.columns else []
         X = clean[[*head, *DESIGN_COLUMNS]]
-        if descriptors:
-            X = pd.concat([X, validate_table(clean[descriptors], source=source)], axis=1)
+        if measured:
+            X = pd.concat([X, validate_table(clean[measured], source=source)], axis=1)
         table = self.surrogate.predict_table(X, level=level)
         if include_inputs:
             table = pd.concat([X, table.drop(columns=head)], axis=1)

@@ -177,7 +177,10 @@ def test_non_finite_numbers_are_rejected(client: TestClient, raw_value: str, kin
         ({"route": "sol_gel"}, "candidates[0].route", "'sol_gel'"),
         ({"route": 1}, "candidates[0].route", "1"),
         ({"porosityy": 0.3}, "candidates[0].porosityy", "porosity"),
-        ({"tap_density_g_cm3": 0.8}, "candidates[0].tap_density_g_cm3", "tap_density"),
+        # measured columns are accepted (CONTRACT.md §4.1) and range-checked like any other
+        ({"tap_density_g_cm3": 3.5}, "candidates[0].tap_density_g_cm3", "3.5"),
+        ({"ssa_m2_g": -1.0}, "candidates[0].ssa_m2_g", "-1"),
+        ({"ssa_m2_g": "120"}, "candidates[0].ssa_m2_g", "'120'"),
         ({"candidate_id": 7}, "candidates[0].candidate_id", "7"),
         ({"candidate_id": ""}, "candidates[0].candidate_id", "''"),
     ],

@@ -89,6 +89,7 @@ def test_predict_writes_every_target_with_intervals(model_dir: Path, tmp_path: P
         "candidate_id",
         *DESIGN_COLUMNS,
         *INTERVAL_COLUMNS,
+        "conditioned_on",
         "domain_distance",
         "in_domain",
     ]
@@ -157,7 +158,7 @@ def test_missing_model_folder_says_how_to_build_one(tmp_path: Path) -> None:
     result = _invoke(
         "predict", str(infile), "--out", str(tmp_path / "o.csv"), "--model-dir", str(tmp_path)
     )
-    assert "poreml train --model gp --data virtual-lab" in str(result.exception)
+    assert "poreml train --model cascade --data virtual-lab" in str(result.exception)
 
 
 def test_train_registers_and_promotes_only_a_better_model(
@@ -269,3 +270,76 @@ def test_a_tracked_training_run_logs_global_explanations(
     assert {f"partial_dependence_{t}.png" for t in TARGETS} <= names
     table = pd.read_csv(client.download_artifacts(run.info.run_id, "explanation_importance.csv"))
     assert set(table["target"]) == set(TARGETS)
+
+
+# ---- characterised candidates (CONTRACT.md §4.1) ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cascade_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cascade trained by `poreml train --model cascade` on 48 virtual-lab rows."""
+    out = tmp_path_factory.mktemp("models") / "cascade"
+    result = _invoke(
+        "train",
+        "--model",
+        "cascade",
+        "--n",
+        "48",
+        "--n-test",
+        "40",
+        "--param",
+        'stage1_params={"fit_maxiter": 30}',
+        "--param",
+        'stage2_params={"fit_maxiter": 30}',
+        "--no-track",
+        "--no-register",
+        "--out",
+        str(out),
+    )
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_predict_conditions_on_measured_columns_in_the_csv(
+    cascade_dir: Path, tmp_path: Path
+) -> None:
+    infile = tmp_path / "made.csv"
+    infile.write_text(
+        "candidate_id,route,porosity,ssa_m2_g,tap_density_g_cm3,ice_pct\n"
+        "a,transcription,0.3,20,0.8,\n"
+        "b,transcription,0.3,80,,\n"
+        "c,transcription,0.3,,,\n"
+    )
+    out = tmp_path / "pred.csv"
+    result = _invoke("predict", str(infile), "--out", str(out), "--model-dir", str(cascade_dir))
+    assert result.exit_code == 0, result.output
+    pred = pd.read_csv(out, keep_default_na=False)
+    assert pred["conditioned_on"].tolist() == ["tap_density_g_cm3;ssa_m2_g", "ssa_m2_g", ""]
+    assert pred.loc[1, "ice_pct_mean"] < pred.loc[0, "ice_pct_mean"]  # more surface, less ICE
+    assert pred["ssa_m2_g"].tolist() == ["20.0", "80.0", ""]  # measured inputs echoed
+
+
+def test_predict_rejects_out_of_range_measured_values_naming_them(
+    cascade_dir: Path, tmp_path: Path
+) -> None:
+    infile = tmp_path / "bad.csv"
+    infile.write_text("candidate_id,route,ssa_m2_g,tap_density_g_cm3\na,bottom_up,50,4.5\n")
+    result = _invoke(
+        "predict", str(infile), "--out", str(tmp_path / "o.csv"), "--model-dir", str(cascade_dir)
+    )
+    assert result.exit_code != 0
+    err = result.exception
+    assert isinstance(err, DataValidationError)
+    assert "tap_density_g_cm3" in str(err) and "4.5" in str(err) and "bad.csv" in str(err)
+
+
+def test_predict_with_a_model_that_cannot_condition_lists_nothing(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    infile = tmp_path / "made.csv"
+    infile.write_text("route,porosity,ssa_m2_g\ntranscription,0.3,20\n")
+    out = tmp_path / "pred.csv"
+    result = _invoke("predict", str(infile), "--out", str(out), "--model-dir", str(model_dir))
+    assert result.exit_code == 0, result.output
+    pred = pd.read_csv(out, keep_default_na=False)
+    assert pred["conditioned_on"].tolist() == [""]

@@ -20,6 +20,10 @@ _FAST: dict[str, dict[str, object]] = {
     "trees": {"n_estimators": 25},
     "ridge": {},
     "mean": {},
+    "cascade": {
+        "stage1_params": {"fit_maxiter": 40},
+        "stage2_params": {"fit_maxiter": 40},
+    },
 }
 
 

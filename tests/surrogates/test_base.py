@@ -17,7 +17,7 @@ from poreml.exceptions import ConfigError, DataValidationError, ModelNotFittedEr
 from poreml.surrogates import TARGETS, Surrogate, available, load, make
 from poreml.surrogates.evaluation import virtual_lab_data
 
-MODELS = ["ensemble", "gp", "mean", "ridge", "trees"]
+MODELS = ["cascade", "ensemble", "gp", "mean", "ridge", "trees"]
 
 
 def test_every_registered_model_is_covered_by_the_contract_tests() -> None:

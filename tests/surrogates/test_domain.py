@@ -19,7 +19,7 @@ from poreml.surrogates.evaluation import virtual_lab_data
 from poreml.surrogates.features import LOG_FEATURES
 
 CHAMPION = Path(__file__).resolve().parents[2] / "models" / "champion"
-"""The shipped model: a GP on 256 virtual-lab rows (seed 0)."""
+"""The shipped model: a cascade of GPs on 256 virtual-lab rows (seed 0)."""
 
 
 @pytest.fixture(scope="module")

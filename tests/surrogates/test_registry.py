@@ -18,7 +18,7 @@ from poreml.surrogates.trees import MeanSurrogate, RidgeSurrogate, TreesSurrogat
 
 
 def test_available_lists_the_built_in_models() -> None:
-    assert available() == ["ensemble", "gp", "mean", "ridge", "trees"]
+    assert available() == ["cascade", "ensemble", "gp", "mean", "ridge", "trees"]
 
 
 @pytest.mark.parametrize(

@@ -36,7 +36,7 @@ STATS = ("mean", "std", "lower", "upper")
 def test_the_shipped_metadata_reads_and_writes_back_unchanged() -> None:
     data = json.loads((CHAMPION / METADATA_FILE).read_text(encoding="utf-8"))
     meta = ModelMetadata.read(CHAMPION / METADATA_FILE)
-    assert meta.model == "gp" and meta.targets == tuple(TARGETS)
+    assert meta.model == "cascade" and meta.targets == tuple(TARGETS)
     assert meta.training.rows == 256 and meta.training.source["data"] == "virtual-lab"
     assert meta.training.sha256 == data["training"]["sha256"]
     assert meta.to_dict() == data
@@ -120,7 +120,13 @@ def test_predict_table_fills_defaults_and_carries_candidate_ids(model_dir: Path)
     designs = pd.DataFrame({"candidate_id": [1, 2], "route": ["bottom_up", "top_down"]})
     table = artifact.predict_table(designs)
     expected = [f"{t}_{s}" for t in TARGETS for s in STATS]
-    assert list(table.columns) == ["candidate_id", *expected, "domain_distance", "in_domain"]
+    assert list(table.columns) == [
+        "candidate_id",
+        *expected,
+        "conditioned_on",
+        "domain_distance",
+        "in_domain",
+    ]
     assert table["candidate_id"].tolist() == ["1", "2"]
     assert np.isfinite(table[expected].to_numpy()).all()
     narrow = artifact.predict_table(designs, level=0.5)
@@ -132,6 +138,7 @@ def test_predict_table_fills_defaults_and_carries_candidate_ids(model_dir: Path)
         "candidate_id",
         *DESIGN_COLUMNS,
         *expected,
+        "conditioned_on",
         "domain_distance",
         "in_domain",
     ]
@@ -147,10 +154,16 @@ def test_predict_table_rejects_bad_values_and_unknown_columns_naming_them(
             pd.DataFrame({"route": ["bottom_up"], "porosity": [1.5]}), source="d.csv"
         )
     assert "d.csv" in str(info.value)
-    with pytest.raises(DataValidationError, match="ice_pct"):
-        artifact.predict_table(pd.DataFrame({"route": ["bottom_up"], "ice_pct": [80.0]}))
+    with pytest.raises(DataValidationError, match="ice_pctt"):
+        artifact.predict_table(pd.DataFrame({"route": ["bottom_up"], "ice_pctt": [80.0]}))
+    # Measured columns are accepted (CONTRACT.md §4.1) and range-checked like any other.
+    with pytest.raises(DataValidationError, match="ice_pct") as info:
+        artifact.predict_table(pd.DataFrame({"route": ["bottom_up"], "ice_pct": [180.0]}))
+    assert "180" in str(info.value)
+    accepted = artifact.predict_table(pd.DataFrame({"route": ["bottom_up"], "ice_pct": [80.0]}))
+    assert len(accepted) == 1 and accepted["conditioned_on"].tolist() == [""]
     ignored = artifact.predict_table(
-        pd.DataFrame({"route": ["bottom_up"], "ice_pct": [80.0]}), ignore_columns=["ice_pct"]
+        pd.DataFrame({"route": ["bottom_up"], "feasible": [True]}), ignore_columns=["feasible"]
     )
     assert len(ignored) == 1
 

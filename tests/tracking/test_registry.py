@@ -91,7 +91,13 @@ def test_pyfunc_loads_and_predicts_every_target_with_intervals(
     designs = vl_data[["candidate_id", *DESIGN_COLUMNS]].head(4)
     out = pyfunc.predict(designs)
     expected = [f"{t}_{s}" for t in TARGETS for s in ("mean", "std", "lower", "upper")]
-    assert list(out.columns) == ["candidate_id", *expected, "domain_distance", "in_domain"]
+    assert list(out.columns) == [
+        "candidate_id",
+        *expected,
+        "conditioned_on",
+        "domain_distance",
+        "in_domain",
+    ]
     assert out["candidate_id"].tolist() == designs["candidate_id"].tolist()
     for t in TARGETS:
         assert (out[f"{t}_lower"] <= out[f"{t}_mean"]).all()

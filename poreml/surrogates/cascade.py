@@ -1,0 +1,365 @@
+"""Cascade surrogate: predictions that condition on what was already measured of a powder.
+
+A powder already made and characterised (BET area, tap density) tells more about its
+performance than its nominal design: the batch that came out of the furnace is not exactly the
+design that was asked for, and its measured characterisation sees the difference. The cascade
+uses that, and predicts design-only candidates exactly as its stage-2 model would:
+
+* **stage 1** (an inner surrogate, default the physics-informed ``gp``): design →
+  characterisation, the targets :data:`CHARACTERISATION` (``tap_density_g_cm3``, ``ssa_m2_g``);
+* **stage 2** (an inner surrogate, default ``gp``): design → performance, every other target
+  (``ice_pct``, ``retention_pct``, ``expansion_pct``, ``specific_capacity_mah_g``);
+* **the link**: in each target's warped, standardised space (:mod:`~poreml.surrogates.scaling`)
+  the training rows' residuals (measured value minus the stage's latent mean at that design)
+  of the characterisation and of each performance target are modelled as jointly Gaussian,
+  with the covariance :attr:`~CascadeSurrogate.link_` estimated from the training rows where
+  all of them were measured. A characterisation residual says how the batch differs from its
+  design (more surface than expected, a denser powder); the link says how much of that shows
+  in the performance.
+
+Prediction of a row that carries measured characterisation columns ``S`` is Gaussian
+conditioning: with ``r_S`` the measured values' residuals from stage 1's latent mean (warped,
+standardised), a performance target's mean moves by ``w·r_S``, ``w = Σ_pS Σ_SS⁻¹``, and its
+variance is stage 2's latent variance, plus ``Σ_j (w_j σ1_j)²`` (stage 1's latent uncertainty
+in the residuals), plus (for a new measurement) stage 2's noise variance times the share the
+link leaves unexplained, ``1 - w·Σ_Sp / Σ_pp``. The result is one Gaussian per target in
+warped space, so intervals are its exact quantiles through the inverse warp, inside the
+physical range. A row without measured columns gets stage 2's prediction unchanged, at stage
+2's cost. Characterisation targets are always reported from stage 1 (the distribution of a new
+measurement of the design); a measured value is not echoed back as a prediction, and
+``conditioned_on`` (:meth:`~poreml.surrogates.base.Surrogate.predict_table`) lists the
+characterisation columns a row carried, which the performance targets were conditioned on.
+
+Why a linear link rather than a stage 2 on design + measured characterisation: with tens of
+training rows a GP with the physics prior leaves the extra inputs almost unused (the physics
+mean already explains the design), so its predictions hardly move with the measurement; the
+link needs only the residual covariance, a handful of numbers, and moves predictions in the
+direction the data show. Residuals are in-sample (the GP's latent mean at a training row has
+absorbed part of that row's noise), which shrinks the covariance: the link is conservative.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from poreml.data.schema import MEASURED_COLUMNS
+from poreml.exceptions import ConfigError
+from poreml.surrogates.base import TARGETS, FittedState, Surrogate
+from poreml.surrogates.features import DESCRIPTOR_COLUMNS, Features, MissingIndicators
+from poreml.surrogates.persistence import SavedModel
+from poreml.surrogates.registry import get, make, register
+
+__all__ = ["CHARACTERISATION", "MIN_LINK_ROWS", "CascadeSurrogate"]
+
+CHARACTERISATION: tuple[str, ...] = DESCRIPTOR_COLUMNS
+"""Stage-1 targets: the measured columns the cascade conditions on."""
+
+MIN_LINK_ROWS = 8
+"""Fewest training rows with every characterisation column and a performance target measured
+for the link of that target to be estimated (fewer: the target is not conditioned, ``w = 0``)."""
+
+_RESERVED = ("feature_set", "targets", "target_transforms", "random_state")
+"""Settings of the stages the cascade sets itself."""
+
+_STAGES = ("stage1", "stage2")
+
+
+@register("cascade")
+class CascadeSurrogate(Surrogate):
+    """Two-stage surrogate that conditions on measured characterisation (module doc).
+
+    Args:
+        stage1: registry name of the design → characterisation model.
+        stage2: registry name of the design → performance model.
+        stage1_params, stage2_params: further settings of the stages (not ``feature_set``,
+            ``targets``, ``target_transforms`` or ``random_state``, which the cascade sets;
+            ``missing_indicators`` and ``domain_margin`` default to the cascade's).
+        feature_set: must be ``"design"`` (the cascade's own inputs; the characterisation
+            columns are read as :meth:`measured_inputs`).
+        targets, target_transforms, missing_indicators, domain_margin, random_state: see
+            :class:`~poreml.surrogates.base.Surrogate`; the stages use the same transforms.
+
+    Fitted attributes: ``stage1_`` and ``stage2_`` (fitted inner surrogates); ``link_``
+    (per performance target the covariance ``(C + 1, C + 1)`` of the standardised residuals
+    of :data:`CHARACTERISATION` and the target, as nested lists; zeros off the last diagonal
+    entry when it could not be estimated); ``link_rows_`` (rows it was estimated from); and
+    those of the base class (encoding and domain over the design columns).
+    """
+
+    def __init__(
+        self,
+        *,
+        stage1: str = "gp",
+        stage2: str = "gp",
+        stage1_params: Mapping[str, Any] | None = None,
+        stage2_params: Mapping[str, Any] | None = None,
+        feature_set: str = "design",
+        targets: Sequence[str] | None = None,
+        target_transforms: Mapping[str, str] | None = None,
+        missing_indicators: MissingIndicators = "auto",
+        domain_margin: float = 0.05,
+        random_state: int = 0,
+    ) -> None:
+        super().__init__(
+            feature_set=feature_set,
+            targets=targets,
+            target_transforms=target_transforms,
+            missing_indicators=missing_indicators,
+            domain_margin=domain_margin,
+            random_state=random_state,
+        )
+        self.stage1 = stage1
+        self.stage2 = stage2
+        self.stage1_params = stage1_params
+        self.stage2_params = stage2_params
+
+    # ---- settings ---------------------------------------------------------------------------
+
+    def _settings_problems(self) -> list[str]:
+        problems = super()._settings_problems()
+        if self.feature_set != "design":
+            problems.append(
+                f"feature_set: a cascade reads the design columns and conditions on "
+                f"{', '.join(CHARACTERISATION)} itself; expected 'design' (got "
+                f"{self.feature_set!r})"
+            )
+        for stage in _STAGES:
+            name = getattr(self, stage)
+            if name == self.name:
+                problems.append(f"{stage}: a cascade cannot be a stage of a cascade")
+                continue
+            try:
+                cls = get(name)
+            except ConfigError as err:
+                problems.append(f"{stage}: {err}")
+                continue
+            params = dict(getattr(self, f"{stage}_params") or {})
+            taken = sorted(set(params) & set(_RESERVED))
+            if taken:
+                problems.append(
+                    f"{stage}_params: {', '.join(taken)} are set by the cascade; leave them out"
+                )
+            unknown = sorted(set(params) - set(cls._get_param_names()))
+            if unknown:
+                problems.append(f"{stage}_params: {name!r} has no setting {', '.join(unknown)}")
+        chosen = list(self.targets) if self.targets is not None else list(TARGETS)
+        if not [t for t in chosen if t not in CHARACTERISATION]:
+            problems.append(
+                "targets: a cascade needs a target besides "
+                f"{', '.join(CHARACTERISATION)} (use the stage-1 model alone for those)"
+            )
+        return problems
+
+    def measured_inputs(self) -> tuple[str, ...]:
+        """The characterisation columns (:data:`CHARACTERISATION`)."""
+        return CHARACTERISATION
+
+    def _stage(self, stage: str, targets: Sequence[str]) -> Surrogate:
+        params = {
+            "missing_indicators": self.missing_indicators,
+            "domain_margin": self.domain_margin,
+            **dict(getattr(self, f"{stage}_params") or {}),
+            "feature_set": "design",
+            "targets": tuple(targets),
+            "target_transforms": {t: self._transform(t) for t in targets},
+            "random_state": int(self.random_state),
+        }
+        return make(getattr(self, stage), **params)
+
+    def _transform(self, target: str) -> str:
+        return dict(self.target_transforms or {}).get(
+            target, self.default_target_transforms.get(target, "none")
+        )
+
+    # ---- fit --------------------------------------------------------------------------------
+
+    def fit(self, X: pd.DataFrame, y: pd.DataFrame) -> CascadeSurrogate:
+        """Fit both stages and the link (:meth:`Surrogate.fit
+        <poreml.surrogates.base.Surrogate.fit>`).
+
+        ``y`` must hold :data:`CHARACTERISATION` (stage 1's targets, NaN where not measured)
+        whether or not they are among the cascade's targets.
+
+        Returns:
+            self.
+        """
+        super().fit(X, y)
+        y = y.to_frame() if isinstance(y, pd.Series) else y
+        absent = [c for c in CHARACTERISATION if c not in y.columns]
+        if absent:
+            raise ConfigError(
+                f"y has no column {', '.join(map(repr, absent))}; a cascade learns the "
+                "characterisation from it (NaN where not measured)"
+            )
+        X = X.reset_index(drop=True).drop(columns=[c for c in X.columns if c in MEASURED_COLUMNS])
+        y = y.reset_index(drop=True)
+        performance = [t for t in self.targets_ if t not in CHARACTERISATION]
+        self.stage1_ = self._stage("stage1", CHARACTERISATION).fit(X, y)
+        self.stage2_ = self._stage("stage2", performance).fit(X, y)
+        self.link_, self.link_rows_ = self._fit_link(X, y)
+        return self
+
+    def _fit_features(self, features: Features, y: Tensor) -> None:
+        """Nothing: the stages are fitted on the frames in :meth:`fit`."""
+
+    def _residuals(self, stage: Surrogate, X: pd.DataFrame, y: pd.DataFrame) -> Tensor:
+        """Standardised residuals ``(n, T)`` of ``y`` from the stage's latent mean (NaN where
+        not measured)."""
+        raw = stage._raw_inputs(X, source="X")
+        with torch.no_grad():
+            mu, _ = stage._predict_moments(stage.encoder_.transform(raw), False)
+        values = torch.tensor(
+            y[list(stage.targets_)].to_numpy(dtype="float64", na_value=np.nan), dtype=mu.dtype
+        )
+        return stage.target_scaler_.transform(values) - mu
+
+    def _fit_link(self, X: pd.DataFrame, y: pd.DataFrame) -> tuple[list[Any], list[int]]:
+        e1 = self._residuals(self.stage1_, X, y)[:, self._char_index()]
+        e2 = self._residuals(self.stage2_, X, y)
+        c = len(CHARACTERISATION)
+        link, rows = [], []
+        for j in range(e2.shape[1]):
+            block = torch.cat([e1, e2[:, j : j + 1]], dim=1)
+            ok = ~torch.isnan(block).any(dim=1)
+            n = int(ok.sum())
+            cov = torch.zeros(c + 1, c + 1, dtype=block.dtype)
+            if n >= MIN_LINK_ROWS:
+                b = block[ok] - block[ok].mean(dim=0)
+                cov = b.T @ b / (n - 1)
+            else:  # not estimable: no conditioning of this target
+                cov[-1, -1] = 1.0
+            link.append(cov.tolist())
+            rows.append(n)
+        return link, rows
+
+    def _char_index(self) -> list[int]:
+        return [self.stage1_.targets_.index(c) for c in CHARACTERISATION]
+
+    # ---- prediction -------------------------------------------------------------------------
+
+    def _raw_moments(
+        self, raw: Mapping[str, Tensor], observation_noise: bool
+    ) -> tuple[Tensor, Tensor]:
+        """Mean and std in the cascade's standardised space, conditioned on the measured
+        characterisation in ``raw`` (module doc)."""
+        s1, s2 = self.stage1_, self.stage2_
+        f1, f2 = s1.encoder_.transform(raw), s2.encoder_.transform(raw)
+        idx = self._char_index()
+        n = f1.z.shape[0]
+        given = torch.stack(
+            [
+                raw.get(c, torch.full((n,), float("nan"), dtype=f1.z.dtype))
+                for c in CHARACTERISATION
+            ],
+            dim=-1,
+        ).to(f1.z.dtype)
+        measured = ~torch.isnan(given)
+        # The reported distributions need one pass of each stage; the latent moments the link
+        # needs, a second pass, only when some row carries a measurement.
+        mu1, sd1 = s1._predict_moments(f1, observation_noise)
+        mu2, sd2 = s2._predict_moments(f2, observation_noise)
+        mean2, var2 = mu2.clone(), sd2**2
+        if bool(measured.any()):
+            lat1 = s1._predict_moments(f1, False)[1] if observation_noise else sd1
+            lat2 = s2._predict_moments(f2, False)[1] if observation_noise else sd2
+            noise2 = (sd2**2 - lat2**2).clamp(min=0.0)
+            mu1c, lat1c = mu1[:, idx], lat1[:, idx]
+            filled = torch.where(measured, given, torch.ones_like(given))
+            r = s1.target_scaler_.transform(filled, idx) - mu1c  # residuals, standardised
+            for mask in {tuple(row) for row in measured.tolist()}:
+                if not any(mask):
+                    continue
+                rows = (measured == torch.tensor(mask)).all(dim=1)
+                cols = [k for k, m in enumerate(mask) if m]
+                for j in range(len(s2.targets_)):
+                    cov = torch.tensor(self.link_[j], dtype=mu1.dtype)
+                    s_ss = cov[cols][:, cols]
+                    s_ps = cov[-1, cols]
+                    w = torch.linalg.solve(
+                        s_ss + 1e-9 * torch.eye(len(cols), dtype=cov.dtype), s_ps
+                    )
+                    explained = float((w * s_ps).sum() / cov[-1, -1]) if cov[-1, -1] > 0 else 0.0
+                    explained = min(max(explained, 0.0), 1.0)
+                    mean2[rows, j] = mu2[rows, j] + r[rows][:, cols] @ w
+                    var = lat2[rows, j] ** 2 + ((lat1c[rows][:, cols] * w) ** 2).sum(dim=1)
+                    if observation_noise:
+                        var = var + noise2[rows, j] * (1.0 - explained)
+                    var2[rows, j] = var
+        out_mu = torch.empty(n, len(self.targets_), dtype=mu1.dtype)
+        out_sd = torch.empty_like(out_mu)
+        for k, t in enumerate(self.targets_):
+            if t in s1.targets_:
+                j = s1.targets_.index(t)
+                loc, scale = mu1[:, j], sd1[:, j]
+                a, b = s1.target_scaler_.affine([j], loc)
+            else:
+                j = s2.targets_.index(t)
+                loc, scale = mean2[:, j], var2[:, j].clamp(min=0.0).sqrt()
+                a, b = s2.target_scaler_.affine([j], loc)
+            # stage space -> warped -> the cascade's own standardisation
+            c, sc = self.target_scaler_.affine([k], loc)
+            out_mu[:, k] = (loc * b + a - c) / sc
+            out_sd[:, k] = scale * b / sc
+        return out_mu, out_sd
+
+    def _predict_moments(
+        self, features: Features, observation_noise: bool
+    ) -> tuple[Tensor, Tensor]:
+        """Design-only moments (the BoTorch path: rows carry no measured columns there)."""
+        raw: dict[str, Tensor] = {}
+        for name, value in features.design.items():
+            value = value.to(features.z.dtype)
+            raw[name] = torch.where(features.missing[name], float("nan"), value)
+        return self._raw_moments(raw, observation_noise)
+
+    # ---- persistence ------------------------------------------------------------------------
+
+    def _fitted_state(self) -> FittedState:
+        meta: dict[str, Any] = {"link": self.link_, "link_rows": self.link_rows_}
+        tensors: dict[str, Tensor] = {}
+        artifacts: dict[str, Any] = {}
+        for stage in _STAGES:
+            saved = getattr(self, f"{stage}_").to_saved()
+            meta[stage] = {
+                "model": saved.model,
+                "params": json.loads(json.dumps(saved.params)),
+                "fitted": saved.fitted,
+            }
+            tensors.update({f"{stage}.{k}": v for k, v in saved.tensors.items()})
+            if saved.artifact is not None:
+                artifacts[stage] = saved.artifact
+        return FittedState(meta=meta, tensors=tensors, artifact=artifacts or None)
+
+    def _restore(self, state: FittedState) -> None:
+        artifacts = state.artifact or {}
+        self.link_ = [[[float(v) for v in row] for row in cov] for cov in state.meta["link"]]
+        self.link_rows_ = [int(n) for n in state.meta["link_rows"]]
+        for stage in _STAGES:
+            part = state.meta[stage]
+            prefix = f"{stage}."
+            saved = SavedModel(
+                model=part["model"],
+                params={k: _tuples(v) for k, v in part["params"].items()},
+                fitted=part["fitted"],
+                tensors={
+                    k[len(prefix) :]: v for k, v in state.tensors.items() if k.startswith(prefix)
+                },
+                artifact=artifacts.get(stage),
+            )
+            setattr(self, f"{stage}_", get(saved.model).from_saved(saved))
+
+
+def _tuples(value: Any) -> Any:
+    """Lists of saved settings back as tuples, as :mod:`~poreml.surrogates.persistence` does."""
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _tuples(v) for k, v in value.items()}
+    return value
