@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from poreml.exceptions import ConfigError
+from poreml.exceptions import CampaignError, ConfigError, PoremlError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -191,17 +191,67 @@ def suggest_cmd(
     """Propose candidates and record them as pending; prints (or writes) them as CSV."""
     from poreml.data.io import write_csv
 
+    if out is not None:
+        _check_writable(out)
     campaign = _load(_store(directory, storage, reports, lock_timeout), no_tracking)
     proposals = campaign.ask(batch)
     if out is None:
         typer.echo(proposals.to_csv(index=False, lineterminator="\n"), nl=False)
         return
-    write_csv(proposals, out)
+    try:
+        write_csv(proposals, out)
+    except (OSError, PoremlError) as err:
+        ids = " ".join(proposals["candidate_id"])
+        raise CampaignError(
+            f"{out}: the proposals could not be written ({err}); they are recorded as pending "
+            f"({ids}). Withdraw them with: poreml campaign cancel {directory} {ids}"
+            f"{_storage_hint(storage)} — then suggest again with a writable --out."
+        ) from None
     strategy = campaign.history.iloc[-1]["strategy"]
     typer.echo(
         f"{out}: {len(proposals)} candidates ({strategy}) recorded as pending in {directory}; "
         f"measure them, then run: poreml campaign observe {directory} RESULTS.csv"
         f"{_storage_hint(storage)}"
+    )
+
+
+def _check_writable(out: Path) -> None:
+    """Fail before anything is recorded when ``out`` cannot be written."""
+    folder = out.parent if str(out.parent) else Path(".")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".{out.name}.poreml-write-check"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(
+            f"--out {out}: cannot write there ({err.strerror or err}); nothing was proposed. "
+            "Fix: choose a folder you can write to."
+        ) from None
+
+
+@app.command("cancel")
+def cancel_cmd(
+    directory: Path = typer.Argument(..., help=_DIR_HELP),
+    ids: list[str] = typer.Argument(None, help="Pending candidate ids to withdraw."),
+    all_pending: bool = typer.Option(False, "--all-pending", help="Withdraw every pending id."),
+    reason: str | None = typer.Option(None, "--reason", help="Why (kept in the campaign)."),
+    storage: str | None = typer.Option(None, "--storage", help=_STORAGE_HELP),
+    lock_timeout: float = typer.Option(60.0, "--lock-timeout", min=0.0, help=_LOCK_HELP),
+) -> None:
+    """Withdraw pending candidates that will get no result (never received, not made)."""
+    campaign = _load(_store(directory, storage, None, lock_timeout), True)
+    wanted = list(ids or [])
+    if all_pending:
+        wanted += [i for i in campaign.status()["pending_ids"] if i not in wanted]
+    if not wanted:
+        raise ConfigError("cancel: name the pending ids to withdraw, or give --all-pending")
+    done = campaign.cancel(wanted, reason=reason)
+    skipped = [i for i in wanted if i not in done]
+    typer.echo(
+        f"{directory}: {len(done)} cancelled ({' '.join(done) or 'none'})"
+        + (f", {len(skipped)} already cancelled" if skipped else "")
+        + f"; {campaign.n_pending} pending."
     )
 
 

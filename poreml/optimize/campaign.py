@@ -38,7 +38,7 @@ import pandas as pd
 
 from poreml.data.schema import DESIGN_COLUMNS
 from poreml.design.config import CampaignConfig
-from poreml.exceptions import ConfigError
+from poreml.exceptions import CampaignError, ConfigError
 from poreml.optimize.events import CampaignListener, notify
 from poreml.optimize.results import TellSummary, merge_results, validate_results
 from poreml.optimize.state import (
@@ -307,7 +307,7 @@ class Campaign:
             ``name``, ``directory``, ``n_observations``, ``n_pending``, ``n_failed``,
             ``n_rounds``, ``next_strategy``, ``hypervolume``, ``reference_point`` (thresholds
             by objective), ``objectives``, ``outcome_constraints``, ``pareto_front`` (list of
-            row objects) and ``pending_ids``.
+            row objects), ``pending_ids`` and ``cancelled_ids``.
         """
         from poreml.optimize.acquisition import resolve_strategy  # imports torch
 
@@ -331,6 +331,7 @@ class Campaign:
             "outcome_constraints": [c.to_dict() for c in self._config.outcome_constraints],
             "pareto_front": _json_rows(front),
             "pending_ids": [r.candidate_id for r in self._state.pending],
+            "cancelled_ids": [r.candidate_id for r in self._state.cancelled],
         }
 
     # -- ask ------------------------------------------------------------------------------------
@@ -434,6 +435,46 @@ class Campaign:
             told = record
             notify(self.listeners, "told", lambda x: x.told(self, summary, told))
         return summary
+
+    def cancel(self, ids: Iterable[str], *, reason: str | None = None) -> tuple[str, ...]:
+        """Withdraw pending candidates that will get no result (never received, not made…).
+
+        They leave the pending list (and so the acquisition's ``X_pending``), are kept in the
+        state's ``cancelled`` record and their ids are never given out again. Results sent
+        later for a cancelled id are outside data (they need every design column).
+
+        Args:
+            ids: pending candidate ids; ids already cancelled are skipped.
+            reason: why, kept with each record.
+
+        Returns:
+            The ids cancelled by this call.
+
+        Raises:
+            CampaignError: an id with results (observations are never removed) or an id the
+                campaign never proposed; nothing is cancelled then.
+        """
+        wanted = list(dict.fromkeys(str(i) for i in ids))
+        cancelled: list[str] = []
+        with self._store.transaction() as state:
+            observed = {r.candidate_id for r in state.observations}
+            pending = {r.candidate_id for r in state.pending}
+            done = {r.candidate_id for r in state.cancelled}
+            measured = [i for i in wanted if i in observed]
+            unknown = [i for i in wanted if i not in observed | pending | done]
+            if measured or unknown:
+                problems = []
+                if measured:
+                    problems.append(f"{', '.join(measured)} already have results")
+                if unknown:
+                    problems.append(f"{', '.join(unknown)} were never proposed here")
+                raise CampaignError(
+                    f"cannot cancel: {'; '.join(problems)}. Pending now: "
+                    f"{', '.join(sorted(pending)) or 'none'}. Nothing was cancelled."
+                )
+            cancelled = state.cancel_pending([i for i in wanted if i in pending], reason)
+        self._state = state
+        return tuple(cancelled)
 
     # -- closed loop ----------------------------------------------------------------------------
     def run(

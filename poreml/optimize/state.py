@@ -64,6 +64,46 @@ def now() -> str:
 
 
 @dataclass
+class CancelledCandidate:
+    """A proposed candidate withdrawn before any result (e.g. never received, never made).
+
+    Attributes:
+        candidate_id: the candidate's id (never given out again).
+        round: the proposal round.
+        design: design column -> value, as proposed.
+        at: when it was cancelled (ISO UTC).
+        reason: why, as the user said (None when not given).
+    """
+
+    candidate_id: str
+    round: int
+    design: dict[str, Any]
+    at: str
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON record of ``state.json``'s ``cancelled`` list."""
+        return {
+            "candidate_id": self.candidate_id,
+            "round": self.round,
+            "design": dict(self.design),
+            "at": self.at,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CancelledCandidate:
+        """Read a record written by :meth:`to_dict`."""
+        return cls(
+            candidate_id=data["candidate_id"],
+            round=data["round"],
+            design=dict(data["design"]),
+            at=data["at"],
+            reason=data.get("reason"),
+        )
+
+
+@dataclass
 class PendingCandidate:
     """A proposed candidate waiting for any result.
 
@@ -284,6 +324,7 @@ class CampaignState:
         next_candidate: number of the next generated candidate id.
         observations: candidates with results, in the order first told.
         pending: proposed candidates without any result.
+        cancelled: pending candidates withdrawn without a result.
         rounds: one record per proposal round.
         tells: one record per result upload that changed something.
         tracking: what side channels noted (``parent_run_id``).
@@ -299,6 +340,7 @@ class CampaignState:
     next_candidate: int = 1
     observations: list[Observation] = field(default_factory=list)
     pending: list[PendingCandidate] = field(default_factory=list)
+    cancelled: list[CancelledCandidate] = field(default_factory=list)
     rounds: list[RoundRecord] = field(default_factory=list)
     tells: list[TellRecord] = field(default_factory=list)
     tracking: dict[str, Any] = field(default_factory=lambda: {"parent_run_id": None})
@@ -328,6 +370,9 @@ class CampaignState:
             "rounds": [r.to_dict() for r in self.rounds],
             "tells": [t.to_dict() for t in self.tells],
             "tracking": copy.deepcopy(self.tracking),
+            # optional: absent while nothing was cancelled, so such campaigns keep the layout
+            # they were written with
+            **({"cancelled": [r.to_dict() for r in self.cancelled]} if self.cancelled else {}),
         }
 
     @classmethod
@@ -356,6 +401,7 @@ class CampaignState:
                 next_candidate=data["next_candidate"],
                 observations=[Observation.from_dict(r) for r in data["observations"]],
                 pending=[PendingCandidate.from_dict(r) for r in data["pending"]],
+                cancelled=[CancelledCandidate.from_dict(r) for r in data.get("cancelled", [])],
                 rounds=[RoundRecord.from_dict(r) for r in data["rounds"]],
                 tells=[TellRecord.from_dict(t) for t in data["tells"]],
                 tracking=copy.deepcopy(dict(data["tracking"])),
@@ -383,9 +429,28 @@ class CampaignState:
         """Ids of every observed and pending candidate."""
         return {r.candidate_id for r in self.observations} | {r.candidate_id for r in self.pending}
 
+    def cancel_pending(self, ids: Sequence[str], reason: str | None) -> list[str]:
+        """Withdraw the pending candidates ``ids`` (each must be pending).
+
+        Returns:
+            The ids withdrawn, in the order given.
+        """
+        wanted = set(ids)
+        when = now()
+        keep: list[PendingCandidate] = []
+        for r in self.pending:
+            if r.candidate_id in wanted:
+                self.cancelled.append(
+                    CancelledCandidate(r.candidate_id, r.round, dict(r.design), when, reason)
+                )
+            else:
+                keep.append(r)
+        self.pending = keep
+        return [i for i in ids if i in wanted]
+
     def new_ids(self, n: int) -> list[str]:
         """Give out ``n`` fresh candidate ids (``C0001``, …), skipping ids in use."""
-        used = self.known_ids()
+        used = self.known_ids() | {r.candidate_id for r in self.cancelled}
         ids: list[str] = []
         k = int(self.next_candidate)
         while len(ids) < n:

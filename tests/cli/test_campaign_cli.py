@@ -313,3 +313,66 @@ def test_unreachable_storage_names_the_url_without_its_password(tmp_path: Path) 
     assert isinstance(result.exception, CampaignError)
     message = str(result.exception)
     assert "alice:***@127.0.0.1:1/poreml" in message and "s3cret" not in message
+
+
+def test_cancel_withdraws_pending_candidates_and_keeps_the_record(tmp_path: Path) -> None:
+    directory = _init(tmp_path)
+    _ok(
+        [
+            "suggest",
+            str(directory),
+            "--batch",
+            "3",
+            "--out",
+            str(tmp_path / "s.csv"),
+            "--no-tracking",
+        ]
+    )
+    out = _ok(["cancel", str(directory), "C0002", "--reason", "furnace down"])
+    assert "1 cancelled (C0002)" in out and "2 pending" in out
+    status = json.loads(_ok(["status", str(directory), "--json"]))
+    assert status["pending_ids"] == ["C0001", "C0003"]
+    assert status["cancelled_ids"] == ["C0002"]
+    again = _ok(["cancel", str(directory), "C0002", "C0003"])
+    assert "1 cancelled (C0003)" in again and "1 already cancelled" in again
+    assert "1 cancelled (C0001)" in _ok(["cancel", str(directory), "--all-pending"])
+    state = json.loads((directory / "state.json").read_text())
+    assert [r["reason"] for r in state["cancelled"]] == ["furnace down", None, None]
+    nxt = _ok(["suggest", str(directory), "--batch", "1", "--no-tracking"])
+    assert "C0004" in nxt  # cancelled ids are never given out again
+
+
+def test_cancel_refuses_measured_or_unknown_ids_and_changes_nothing(tmp_path: Path) -> None:
+    directory = _init(tmp_path)
+    _ok(
+        [
+            "suggest",
+            str(directory),
+            "--batch",
+            "2",
+            "--out",
+            str(tmp_path / "s.csv"),
+            "--no-tracking",
+        ]
+    )
+    _lab(tmp_path / "s.csv", tmp_path / "r.csv", seed=0)
+    results = pd.read_csv(tmp_path / "r.csv").head(1)
+    results.to_csv(tmp_path / "r1.csv", index=False)
+    _ok(["observe", str(directory), str(tmp_path / "r1.csv"), "--no-tracking"])
+    result = runner.invoke(app, ["cancel", str(directory), "C0001", "C0002", "C9999"])
+    assert isinstance(result.exception, CampaignError)
+    msg = str(result.exception)
+    assert "C0001 already have results" in msg and "C9999 were never proposed" in msg
+    assert json.loads(_ok(["status", str(directory), "--json"]))["pending_ids"] == ["C0002"]
+
+
+def test_suggest_to_an_unwritable_file_records_nothing(tmp_path: Path) -> None:
+    directory = _init(tmp_path)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    result = runner.invoke(
+        app, ["suggest", str(directory), "--out", str(blocker / "s.csv"), "--no-tracking"]
+    )
+    assert isinstance(result.exception, ConfigError)
+    assert "cannot write there" in str(result.exception)
+    assert json.loads(_ok(["status", str(directory), "--json"]))["n_pending"] == 0

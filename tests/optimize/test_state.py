@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from poreml.data.schema import CONTINUOUS_DESIGN_COLUMNS
 from poreml.exceptions import CampaignError
 from poreml.optimize.campaign import Campaign
 from poreml.optimize.state import (
@@ -102,3 +103,18 @@ def test_other_dicts_are_refused(stored: dict, change, match: str) -> None:
     change(data)
     with pytest.raises(CampaignError, match=match):
         CampaignState.from_dict(data)
+
+
+def test_cancelled_candidates_round_trip_and_are_optional_in_the_json() -> None:
+    state = CampaignState(config={}, settings={}, seed=0)
+    assert "cancelled" not in state.to_dict()  # absent while nothing was cancelled
+    design = {"route": "top_down", **dict.fromkeys(CONTINUOUS_DESIGN_COLUMNS, 1.0)}
+    proposals = pd.DataFrame([{"candidate_id": cid, **design} for cid in state.new_ids(3)])
+    state.add_pending(proposals, round_index=1)
+    assert state.cancel_pending(["C0002"], "never made") == ["C0002"]
+    assert [r.candidate_id for r in state.pending] == ["C0001", "C0003"]
+    again = CampaignState.from_dict(json.loads(json.dumps(state.to_dict())))
+    assert again == state
+    assert again.cancelled[0].reason == "never made"
+    assert "C0002" not in again.known_ids()  # a later result for it is outside data
+    assert again.new_ids(1) == ["C0004"]  # and its id is never given out again
