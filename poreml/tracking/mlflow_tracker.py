@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -106,6 +107,16 @@ def ensure_experiment(
     if not found.tags.get(EXPERIMENT_KIND_TAG):
         client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
     return found.experiment_id
+
+
+DATASET_LOG_ATTEMPTS = 3
+"""Tries of logging a dataset input when a concurrent run created the same dataset first."""
+
+
+def _is_duplicate_dataset(err: Exception) -> bool:
+    """Whether ``err`` is the tracking store refusing a dataset row another run just created."""
+    text = str(err)
+    return "dataset_pk" in text or ("UNIQUE constraint failed" in text and "datasets" in text)
 
 
 class MlflowTracker:
@@ -335,5 +346,15 @@ class MlflowTracker:
             frame.reset_index(drop=True), name=name, digest=digest[:32]
         )
         # The fluent call logs to the active run, which start_run made this tracker's run.
-        mlflow.log_input(dataset, context=context)
+        # The tracking server creates a dataset row on first use without guarding against a
+        # concurrent creator: two runs logging the same data at once (parallel tuning workers)
+        # can collide on its unique key. The row exists after the collision, so log again.
+        for attempt in range(DATASET_LOG_ATTEMPTS):
+            try:
+                mlflow.log_input(dataset, context=context)
+                break
+            except MlflowException as err:
+                if attempt + 1 == DATASET_LOG_ATTEMPTS or not _is_duplicate_dataset(err):
+                    raise
+                time.sleep(0.2 * (attempt + 1))
         return digest

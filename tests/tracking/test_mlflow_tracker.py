@@ -140,3 +140,47 @@ def test_log_run_metrics_adds_a_series_to_a_closed_run(store: Path) -> None:
         tracker.log_run_metrics(run.info.run_id, {"hypervolume": value}, step=step)
     history = tracker.client.get_metric_history(run.info.run_id, "hypervolume")
     assert [(m.step, m.value) for m in history] == [(1, 0.5), (2, 0.75)]
+
+
+def test_a_dataset_another_run_created_at_the_same_moment_is_logged_again(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    real = mlflow.log_input
+    calls: list[int] = []
+
+    def collide_once(*args, **kwargs):  # what the server answers to the second creator
+        calls.append(1)
+        if len(calls) == 1:
+            raise MlflowException(
+                'BAD_REQUEST: duplicate key value violates unique constraint "dataset_pk"'
+            )
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(mlflow, "log_input", collide_once)
+    frame = pd.DataFrame({"porosity": [0.1, 0.2]})
+    tracker = MlflowTracker("race")
+    with tracker.start_run("r") as run:
+        digest = tracker.log_dataset(frame, name="virtual-lab")
+    assert digest == dataset_digest(frame) and len(calls) == 2
+    logged = MlflowClient().get_run(run.info.run_id).inputs.dataset_inputs
+    assert [d.dataset.name for d in logged] == ["virtual-lab"]
+
+
+def test_other_dataset_errors_are_not_retried(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    calls: list[int] = []
+
+    def refuse(*args, **kwargs):
+        calls.append(1)
+        raise MlflowException("RESOURCE_DOES_NOT_EXIST: no such run")
+
+    monkeypatch.setattr(mlflow, "log_input", refuse)
+    tracker = MlflowTracker("race")
+    with pytest.raises(MlflowException), tracker.start_run("r"):
+        tracker.log_dataset(pd.DataFrame({"porosity": [0.1]}), name="x")
+    assert len(calls) == 1
