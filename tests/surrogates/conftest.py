@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -97,3 +98,26 @@ def decode() -> Callable[[torch.Tensor], dict[str, torch.Tensor]]:
     the route.
     """
     return _unit_cube_decode
+
+
+@pytest.fixture
+def real_like() -> pd.DataFrame:
+    """A literature-like table: 12 references x 3 rows, sparse design cells, ICE by route."""
+    n_refs, per_ref, seed = 12, 3, 0
+    rng = np.random.default_rng(seed)
+    rows = []
+    for r in range(n_refs):
+        route = ["bottom_up", "top_down", "transcription"][r % 3]
+        for k in range(per_ref):
+            rows.append(
+                {
+                    "id": f"S{r}-{k}",
+                    "reference": f"Author {r}; J. {2000 + r}",
+                    "route": route if rng.random() > 0.2 else None,
+                    "porosity": rng.uniform(0.1, 0.7) if rng.random() > 0.7 else np.nan,
+                    "ice_pct": {"bottom_up": 75, "top_down": 82, "transcription": 88}[route]
+                    + rng.normal(0, 2),
+                    "retention_pct": rng.uniform(60, 95) if k == 0 else np.nan,
+                }
+            )
+    return pd.DataFrame(rows)

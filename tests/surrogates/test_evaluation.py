@@ -45,28 +45,10 @@ def test_cross_validation_predictions_are_out_of_group() -> None:
     assert cal["observed"].iloc[0] <= cal["observed"].iloc[1]
 
 
-def _real_like(n_refs: int = 12, per_ref: int = 3, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    rows = []
-    for r in range(n_refs):
-        route = ["bottom_up", "top_down", "transcription"][r % 3]
-        for k in range(per_ref):
-            rows.append(
-                {
-                    "id": f"S{r}-{k}",
-                    "reference": f"Author {r}; J. {2000 + r}",
-                    "route": route if rng.random() > 0.2 else None,
-                    "porosity": rng.uniform(0.1, 0.7) if rng.random() > 0.7 else np.nan,
-                    "ice_pct": {"bottom_up": 75, "top_down": 82, "transcription": 88}[route]
-                    + rng.normal(0, 2),
-                    "retention_pct": rng.uniform(60, 95) if k == 0 else np.nan,
-                }
-            )
-    return pd.DataFrame(rows)
-
-
-def test_real_data_report_compares_against_baselines_and_skips_thin_targets() -> None:
-    data = _real_like()
+def test_real_data_report_compares_against_baselines_and_skips_thin_targets(
+    real_like: pd.DataFrame,
+) -> None:
+    data = real_like
     result = ev.evaluate_real(data, "ridge", baselines=("mean",), n_splits=4, min_rows=15)
     assert result.targets == ("ice_pct",)
     assert (

@@ -12,28 +12,8 @@ from poreml.surrogates.figures import calibration_figure, learning_curve_figure,
 from poreml.surrogates.report import markdown_table, write_evaluation
 
 
-def _real_like(n_refs: int = 12, per_ref: int = 3, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    rows = []
-    for r in range(n_refs):
-        route = ["bottom_up", "top_down", "transcription"][r % 3]
-        for k in range(per_ref):
-            rows.append(
-                {
-                    "id": f"S{r}-{k}",
-                    "reference": f"Author {r}; J. {2000 + r}",
-                    "route": route if rng.random() > 0.2 else None,
-                    "porosity": rng.uniform(0.1, 0.7) if rng.random() > 0.7 else np.nan,
-                    "ice_pct": {"bottom_up": 75, "top_down": 82, "transcription": 88}[route]
-                    + rng.normal(0, 2),
-                    "retention_pct": rng.uniform(60, 95) if k == 0 else np.nan,
-                }
-            )
-    return pd.DataFrame(rows)
-
-
-def test_figures_and_files(tmp_path: Path) -> None:
-    data = _real_like()
+def test_figures_and_files(tmp_path: Path, real_like: pd.DataFrame) -> None:
+    data = real_like
     result = evaluate_real(data, "ridge", baselines=("mean",), n_splits=3)
     parity = parity_figure(result.predictions, "ridge")
     assert sum(ax.get_visible() for ax in parity.axes) == len(result.targets)
