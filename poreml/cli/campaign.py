@@ -243,7 +243,7 @@ def cancel_cmd(
     campaign = _load(_store(directory, storage, None, lock_timeout), True)
     wanted = list(ids or [])
     if all_pending:
-        wanted += [i for i in campaign.status()["pending_ids"] if i not in wanted]
+        wanted += [i for i in campaign.pending["candidate_id"] if i not in wanted]
     if not wanted:
         raise ConfigError("cancel: name the pending ids to withdraw, or give --all-pending")
     done = campaign.cancel(wanted, reason=reason)
