@@ -35,8 +35,8 @@ import json
 import math
 import shlex
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -147,20 +147,39 @@ def _tracker(track: bool, experiment: str | None = None) -> Tracker:
 
 
 @contextmanager
-def _tracking_errors(tracker: Tracker) -> Iterator[None]:
-    """Turn MLflow store errors into a :class:`ModelCliError` with a fix."""
+def _store_errors(store: str, fix: str, libraries: tuple[str, ...]) -> Iterator[None]:
+    """Turn errors raised by ``libraries`` while talking to ``store`` into a
+    :class:`ModelCliError` naming the store and the fix."""
     try:
         yield
     except PoremlError:
         raise
     except Exception as err:
-        if type(err).__module__.split(".")[0] not in ("mlflow", "sqlalchemy"):
+        if type(err).__module__.split(".")[0] not in libraries:
             raise
-        uri = getattr(tracker, "tracking_uri", "?")
-        raise ModelCliError(
-            f"MLflow tracking store {uri}: {err}. Check POREML_TRACKING_URI (or run with "
-            "--no-track)."
-        ) from None
+        raise ModelCliError(f"{store}: {err}. {fix}") from None
+
+
+def _tracking_errors(tracker: Tracker) -> AbstractContextManager[None]:
+    """MLflow store errors as a :class:`ModelCliError` with a fix."""
+    return _store_errors(
+        f"MLflow tracking store {getattr(tracker, 'tracking_uri', '?')}",
+        "Check POREML_TRACKING_URI (or run with --no-track).",
+        ("mlflow", "sqlalchemy"),
+    )
+
+
+def _tuning_storage_errors() -> AbstractContextManager[None]:
+    """Optuna storage errors as a :class:`ModelCliError` naming POREML_OPTUNA_STORAGE (inside a
+    training run they would otherwise read as MLflow tracking-store errors)."""
+    from poreml.optimize.sql_store import safe_url
+    from poreml.settings import get_settings
+
+    return _store_errors(
+        f"Optuna storage {safe_url(get_settings().resolved_optuna_storage)}",
+        "Check POREML_OPTUNA_STORAGE (the database must exist and be reachable).",
+        ("optuna", "sqlalchemy", "psycopg"),
+    )
 
 
 EXPLAINED_DESIGNS = 8
@@ -175,29 +194,6 @@ def _log_explanations(tracker: Tracker, model: Surrogate, seed: int, progress: P
     task = progress.add_task("explaining (importance, partial dependence)", total=1)
     log_explanations(tracker, model, trained_space(model).sample(EXPLAINED_DESIGNS, seed))
     progress.update(task, completed=1)
-
-
-def _tuning_storage_errors(run: Callable[..., Any]) -> Callable[..., Any]:
-    """``run`` with database errors turned into a message about the Optuna storage (they would
-    otherwise be reported as MLflow tracking-store errors)."""
-
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return run(*args, **kwargs)
-        except PoremlError:
-            raise
-        except Exception as err:
-            if type(err).__module__.split(".")[0] not in ("optuna", "sqlalchemy", "psycopg"):
-                raise
-            from poreml.optimize.sql_store import safe_url
-            from poreml.settings import get_settings
-
-            raise ModelCliError(
-                f"Optuna storage {safe_url(get_settings().resolved_optuna_storage)}: {err}. "
-                "Check POREML_OPTUNA_STORAGE (the database must exist and be reachable)."
-            ) from None
-
-    return wrapped
 
 
 @dataclass(frozen=True)
@@ -728,19 +724,20 @@ def _tune_and_fit(
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         task = progress.add_task(f"tuning {opts.model}", total=opts.n_trials)
-        tuned = _tuning_storage_errors(run_tuning)(
-            opts.model,
-            ds.X,
-            ds.y,
-            ds.groups,
-            n_trials=opts.n_trials,
-            fixed_params=settings,
-            study_name=opts.study,
-            seed=opts.seed,
-            sampler_seed=opts.tune_seed,
-            tracker=tracker,
-            on_trial=lambda done, total: progress.update(task, completed=done),
-        )
+        with _tuning_storage_errors():
+            tuned = run_tuning(
+                opts.model,
+                ds.X,
+                ds.y,
+                ds.groups,
+                n_trials=opts.n_trials,
+                fixed_params=settings,
+                study_name=opts.study,
+                seed=opts.seed,
+                sampler_seed=opts.tune_seed,
+                tracker=tracker,
+                on_trial=lambda done, total: progress.update(task, completed=done),
+            )
         settings = {**settings, **tuned.best_params}
     tracker.log_params({f"param.{k}": v for k, v in settings.items()})
     task = progress.add_task(f"fitting {opts.model} on {len(ds.X)} rows", total=1)

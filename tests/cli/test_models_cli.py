@@ -343,3 +343,15 @@ def test_predict_with_a_model_that_cannot_condition_lists_nothing(
     assert result.exit_code == 0, result.output
     pred = pd.read_csv(out, keep_default_na=False)
     assert pred["conditioned_on"].tolist() == [""]
+
+
+def test_an_unreachable_optuna_storage_is_named_with_its_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POREML_OPTUNA_STORAGE", "postgresql+psycopg://u:secret@127.0.0.1:1/x")
+    args = ["--model", "ridge", "--n", "24", "--n-test", "16", "--tune", "--n-trials", "1"]
+    result = _invoke("train", *args, "--no-track", "--no-register", "--out", str(tmp_path / "m"))
+    assert result.exit_code != 0
+    msg = str(result.exception)
+    assert "Optuna storage postgresql+psycopg://u:***@127.0.0.1:1/x" in msg
+    assert "POREML_OPTUNA_STORAGE" in msg and "secret" not in msg
