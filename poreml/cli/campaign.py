@@ -144,8 +144,8 @@ def init_cmd(
     lock_timeout: float = typer.Option(60.0, "--lock-timeout", min=0.0, help=_LOCK_HELP),
 ) -> None:
     """Create a campaign in DIR from FILE.toml (refuses to overwrite an existing campaign)."""
-    from poreml.optimize.acquisition import AcquisitionSettings
     from poreml.optimize.campaign import Campaign
+    from poreml.optimize.strategy import AcquisitionSettings
 
     settings = AcquisitionSettings.fast() if fast else AcquisitionSettings()
     changes = {

@@ -6,7 +6,8 @@
 * result validation and merging, :class:`TellSummary` (:mod:`poreml.optimize.results`);
 * proposals: space-filling or model-based (:mod:`poreml.optimize.proposals`);
 * side channels: :class:`CampaignListener` (:mod:`poreml.optimize.events`);
-* :class:`AcquisitionSettings` and the acquisition optimiser (:mod:`poreml.optimize.acquisition`);
+* :class:`AcquisitionSettings` (:mod:`poreml.optimize.strategy`) and the acquisition optimiser
+  (:mod:`poreml.optimize.acquisition`);
 * the campaign model: surrogates plus feasibility (:mod:`poreml.optimize.models`);
 * Pareto fronts and hypervolumes (:mod:`poreml.optimize.pareto`) and plots
   (:mod:`poreml.optimize.report`).
@@ -20,12 +21,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from poreml.optimize.acquisition import AcquisitionSettings
     from poreml.optimize.campaign import Campaign
     from poreml.optimize.events import CampaignListener
     from poreml.optimize.results import TellSummary
     from poreml.optimize.state import CampaignState
     from poreml.optimize.store import CampaignStore, FolderStore
+    from poreml.optimize.strategy import AcquisitionSettings
 
 __all__ = [
     "AcquisitionSettings",
@@ -38,7 +39,7 @@ __all__ = [
 ]
 
 _WHERE = {
-    "AcquisitionSettings": "poreml.optimize.acquisition",
+    "AcquisitionSettings": "poreml.optimize.strategy",
     "Campaign": "poreml.optimize.campaign",
     "CampaignListener": "poreml.optimize.events",
     "CampaignState": "poreml.optimize.state",

@@ -40,6 +40,7 @@ from poreml.data.schema import DESIGN_COLUMNS
 from poreml.design.config import CampaignConfig
 from poreml.exceptions import CampaignError, ConfigError
 from poreml.optimize.events import CampaignListener, notify
+from poreml.optimize.pareto import observed_front, observed_hypervolume
 from poreml.optimize.results import TellSummary, merge_results, validate_results
 from poreml.optimize.state import (
     RESULT_COLUMNS,
@@ -49,15 +50,16 @@ from poreml.optimize.state import (
     TellRecord,
     finite_or_none,
     now,
+    observations_frame,
     round_seed,
 )
 from poreml.optimize.store import DEFAULT_LOCK_TIMEOUT, CampaignStore, FolderStore, MemoryStore
+from poreml.optimize.strategy import AcquisitionSettings, resolve_strategy
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from poreml.design.search_space import SearchSpace
-    from poreml.optimize.acquisition import AcquisitionSettings
     from poreml.optimize.models import CampaignModel
 
 __all__ = ["Campaign"]
@@ -89,9 +91,6 @@ class Campaign:
         settings: AcquisitionSettings | None = None,
         listeners: Iterable[CampaignListener] = (),
     ) -> None:
-        # torch and BoTorch load only when a campaign is built, not when this module is imported
-        from poreml.optimize.acquisition import AcquisitionSettings, resolve_strategy
-
         if not isinstance(config, CampaignConfig):
             raise ConfigError(
                 f"config: expected a CampaignConfig, got {type(config).__name__}. Fix: load "
@@ -185,8 +184,6 @@ class Campaign:
 
     @classmethod
     def _from_state(cls, state: CampaignState, listeners: Iterable[CampaignListener]) -> Campaign:
-        from poreml.optimize.acquisition import AcquisitionSettings
-
         config = CampaignConfig.from_dict(state.config)
         settings = AcquisitionSettings.from_dict(state.settings)
         campaign = cls(config, settings=settings, listeners=listeners)
@@ -290,8 +287,6 @@ class Campaign:
             ``candidate_id``, design columns, measured columns, ``feasible``, ``source``,
             ``round`` and ``beyond_reference``, best first objective first.
         """
-        from poreml.optimize.pareto import observed_front  # imports torch
-
         return observed_front(
             self.observations, self._config.objectives, self._config.outcome_constraints
         )
@@ -309,8 +304,6 @@ class Campaign:
             by objective), ``objectives``, ``outcome_constraints``, ``pareto_front`` (list of
             row objects), ``pending_ids`` and ``cancelled_ids``.
         """
-        from poreml.optimize.acquisition import resolve_strategy  # imports torch
-
         front = self.pareto_front()
         obs = self._state.observations
         if len(obs) < self._config.initial_points:
@@ -549,9 +542,11 @@ def _as_store(store: CampaignStore | str | Path, lock_timeout: float) -> Campaig
 
 
 def _hypervolume(config: CampaignConfig, records: Sequence[Observation]) -> float:
-    from poreml.optimize.proposals import campaign_hypervolume  # imports torch
-
-    return campaign_hypervolume(config, records)
+    """Hypervolume of the observed front of ``records`` against the objectives' thresholds."""
+    if not records:
+        return 0.0
+    frame = observations_frame(records)
+    return observed_hypervolume(frame, config.objectives, config.outcome_constraints)
 
 
 def _json_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -20,8 +20,8 @@ from poreml.optimize.results import TellSummary
 from poreml.optimize.state import RoundRecord, TellRecord
 
 if TYPE_CHECKING:
-    from poreml.optimize.acquisition import AcquisitionSettings
     from poreml.optimize.models import CampaignModel
+    from poreml.optimize.strategy import AcquisitionSettings
 
 __all__ = ["CampaignListener", "CampaignView", "notify"]
 

@@ -4,7 +4,9 @@ Everything here works in the *larger-is-better* frame of :mod:`poreml.design.obj
 ``sign * y`` with ``sign = +1`` for maximised and ``-1`` for minimised objectives, and the
 reference point is the signed objective thresholds. Dominance is
 :func:`poreml.design.pareto.pareto_mask` (identical non-dominated rows are all on the front);
-the hypervolume is BoTorch's :class:`~botorch.utils.multi_objective.hypervolume.Hypervolume`.
+the hypervolume is an exact sweep over the sorted front for one or two objectives and BoTorch's
+:class:`~botorch.utils.multi_objective.hypervolume.Hypervolume` above, so the observed front and
+its hypervolume need neither torch nor BoTorch (``observe`` and ``status`` stay light).
 
 Which observations count for the *observed* front (:func:`eligible_mask`):
 
@@ -25,14 +27,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import torch
-from botorch.utils.multi_objective.hypervolume import Hypervolume
 
 from poreml.data import schema
 from poreml.design.objectives import Objective, OutcomeConstraint, signed_objectives
 from poreml.design.pareto import pareto_mask
 
 if TYPE_CHECKING:
+    import torch
     from botorch.models.model import Model
 
     from poreml.design.search_space import SearchSpace
@@ -57,23 +58,30 @@ def hypervolume(Y: np.ndarray | torch.Tensor, ref_point: Sequence[float]) -> flo
     Returns:
         The hypervolume (0.0 when no row beats the reference point).
     """
-    Yt = torch.as_tensor(np.asarray(Y, dtype=float), dtype=torch.double)
-    ref = torch.as_tensor(list(ref_point), dtype=torch.double)
-    if Yt.ndim != 2 or Yt.shape[-1] != ref.shape[0]:
+    Yn = np.asarray(Y, dtype=float)
+    ref = np.asarray(list(ref_point), dtype=float)
+    if Yn.ndim != 2 or Yn.shape[-1] != ref.shape[0]:
         raise ValueError(
-            f"expected Y of shape (n, {ref.shape[0]}) to match the reference point, "
-            f"got {tuple(Yt.shape)}"
+            f"expected Y of shape (n, {ref.shape[0]}) to match the reference point, got {Yn.shape}"
         )
-    keep = torch.isfinite(Yt).all(dim=-1) & (Yt > ref).all(dim=-1)
-    Yt = Yt[keep]
-    if Yt.shape[0] == 0:
+    Yn = Yn[np.isfinite(Yn).all(axis=-1) & (Yn > ref).all(axis=-1)]
+    if Yn.shape[0] == 0:
         return 0.0
-    Y_np = Yt.numpy()
-    _, first = np.unique(Y_np, axis=0, return_index=True)  # identical rows add no volume
-    front = Yt[np.sort(first[pareto_mask(Y_np[first])])]
+    front = np.unique(Yn, axis=0)  # identical rows add no volume
+    front = front[pareto_mask(front)]
     if ref.shape[0] == 1:
-        return float((front.max() - ref[0]).item())
-    return float(Hypervolume(ref_point=ref).compute(front))
+        return float(front.max() - ref[0])
+    if ref.shape[0] == 2:
+        # non-dominated in 2-D: sorted by the first objective descending, the second ascends;
+        # each point adds the slab between its second objective and the previous point's
+        front = front[np.argsort(-front[:, 0], kind="stable")]
+        heights = np.diff(np.concatenate([[ref[1]], front[:, 1]]))
+        return float(np.sum((front[:, 0] - ref[0]) * heights))
+    import torch
+    from botorch.utils.multi_objective.hypervolume import Hypervolume
+
+    hv = Hypervolume(ref_point=torch.as_tensor(ref, dtype=torch.double))
+    return float(hv.compute(torch.as_tensor(front, dtype=torch.double)))
 
 
 def eligible_mask(
@@ -193,6 +201,8 @@ def predicted_front(
         DataFrame with every design column (contract order), ``predicted_<outcome>_mean`` for
         each output, sorted by the first objective, best first.
     """
+    import torch
+
     names = (
         list(outcome_names)
         if outcome_names is not None

@@ -52,18 +52,16 @@ from poreml.optimize.acquisition import (
 from poreml.optimize.models import CampaignModel, InsufficientDataError, fit_campaign_model
 from poreml.optimize.pareto import (
     observed_front,
-    observed_hypervolume,
     pareto_mask,
     predicted_front,
     signed_objectives,
 )
-from poreml.optimize.state import CampaignState, Observation, observations_frame, round_seed
+from poreml.optimize.state import CampaignState, Observation, round_seed
 
 __all__ = [
     "SIGNIFICANT_DIGITS",
     "Proposal",
     "calibration",
-    "campaign_hypervolume",
     "fit_model",
     "model_front",
     "propose",
@@ -370,20 +368,3 @@ def model_front(
             n=n,
             seed=config.seed,
         )
-
-
-def campaign_hypervolume(config: CampaignConfig, records: Sequence[Observation]) -> float:
-    """Hypervolume of the observed front of ``records`` against the objectives' thresholds.
-
-    Args:
-        config: the campaign config (objectives, outcome constraints).
-        records: the observations.
-
-    Returns:
-        The hypervolume (0 without observations).
-    """
-    if not records:
-        return 0.0
-    return observed_hypervolume(
-        observations_frame(records), config.objectives, config.outcome_constraints
-    )

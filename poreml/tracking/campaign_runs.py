@@ -97,7 +97,7 @@ def progress_metrics(campaign: CampaignView) -> tuple[int, dict[str, float]]:
         observed front: made, every objective measured, outcome constraints met; absent
         while there is none).
     """
-    from poreml.optimize.pareto import eligible_mask  # imports torch
+    from poreml.optimize.pareto import eligible_mask
 
     observations = campaign.observations
     rounds = pd.to_numeric(observations["round"], errors="coerce").dropna()

@@ -311,3 +311,27 @@ def test_importing_the_campaign_and_its_cli_does_not_import_torch(tmp_path: Path
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path, env=env)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_observe_status_and_export_of_a_folder_campaign_do_not_import_torch(
+    config: CampaignConfig, tmp_path: Path
+) -> None:
+    # the commands a lab runs most load no torch / BoTorch: a light, seconds-fast CLI
+    folder = tmp_path / "c"
+    c = Campaign.create(folder, config, settings=FAST)
+    results = _measure(c.ask(3), seed=2)
+    results.to_csv(tmp_path / "results.csv", index=False)
+    code = (
+        "import sys\n"
+        "import pandas as pd\n"
+        "from poreml.optimize.campaign import Campaign\n"
+        f"c = Campaign.load({str(folder)!r})\n"
+        f"c.tell(pd.read_csv({str(tmp_path / 'results.csv')!r}))\n"
+        "status = c.status()\n"
+        "c.observations\n"
+        "assert status['n_observations'] == 3, status\n"
+        "heavy = [m for m in ('torch', 'botorch', 'gpytorch') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path, env=env)

@@ -47,6 +47,35 @@ def test_duplicated_points_count_once_in_the_hypervolume() -> None:
     assert hypervolume(Y, [0.0, 0.0]) == pytest.approx(4.0)
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(-3, 12), st.integers(-3, 12)).map(lambda t: (t[0] / 4, t[1] / 4)),
+        min_size=1,
+        max_size=25,
+    )
+)
+def test_two_objective_sweep_matches_botorch(points: list[tuple[float, float]]) -> None:
+    # ties and duplicates on the grid; the torch-free sweep is BoTorch's hypervolume
+    from botorch.utils.multi_objective.hypervolume import Hypervolume
+
+    Y = torch.tensor(points, dtype=torch.double)
+    ref = torch.tensor([0.0, 0.0], dtype=torch.double)
+    beyond = Y[(ref < Y).all(dim=-1)]
+    expected = 0.0
+    if len(beyond):
+        front = torch.unique(beyond, dim=0)
+        front = front[torch.as_tensor(pareto_mask(front.numpy()))]
+        expected = float(Hypervolume(ref_point=ref).compute(front))
+    assert hypervolume(np.array(points), [0.0, 0.0]) == pytest.approx(expected, abs=1e-12)
+
+
+def test_three_objective_hypervolume_is_botorchs_box() -> None:
+    assert hypervolume(np.array([[1.0, 2.0, 3.0]]), [0.0, 0.0, 0.0]) == pytest.approx(6.0)
+    two = np.array([[1.0, 2.0, 3.0], [2.0, 1.0, 3.0]])
+    assert hypervolume(two, [0.0, 0.0, 0.0]) == pytest.approx(6.0 + 6.0 - 3.0)
+
+
 def test_points_not_beyond_the_reference_add_no_hypervolume() -> None:
     assert hypervolume(np.array([[-1.0, 5.0], [np.nan, 1.0]]), [0.0, 0.0]) == 0.0
     assert hypervolume(np.zeros((0, 2)), [0.0, 0.0]) == 0.0
