@@ -385,6 +385,13 @@ def kill_cycles(cli: Cli, target: str, work: Path, n_kills: int, seed: int) -> d
     pending = set(final["pending_ids"])
     never_received = sorted(pending - set(received))
     handed_out_twice = len(received) - len(set(received))
+    cancelled_ok = True
+    if never_received:  # the way out for candidates nobody holds: withdraw them
+        cli.ok("cancel", target, *never_received, "--reason", "never received (killed suggest)")
+        after_cancel = cli.status(target)
+        cancelled_ok = not set(never_received) & set(after_cancel["pending_ids"]) and set(
+            never_received
+        ) <= set(after_cancel["cancelled_ids"])
     return {
         "unwritable_out": unwritable_out(cli, target),
         "command_seconds": {"observe": round(t_observe, 2), "suggest": round(t_suggest, 2)},
@@ -406,6 +413,7 @@ def kill_cycles(cli: Cli, target: str, work: Path, n_kills: int, seed: int) -> d
         "pending_at_end": len(pending),
         "pending_never_received": len(never_received),
         "pending_never_received_ids": never_received[:20],
+        "never_received_cancelled": cancelled_ok,
         "orphans_seen_after_kills": len(orphans_seen),
         "stray_temp_files": stray_temp_files(work)
         + (stray_temp_files(Path(target)) if cli.storage is None else []),
@@ -730,6 +738,10 @@ def verdicts(res: dict[str, Any]) -> list[tuple[str, bool]]:
             (f"{store}: every retry succeeds", not k["retry_failures"]),
             (f"{store}: no candidate id handed out twice", k["ids_handed_out_twice"] == 0),
             (f"{store}: no stray temporary files", not k["stray_temp_files"]),
+            (
+                f"{store}: pending candidates nobody received are withdrawn by `campaign cancel`",
+                k.get("never_received_cancelled", True),
+            ),
         ]
     if c := res.get("concurrency"):
         out += [
@@ -806,6 +818,8 @@ def write_report(res: dict[str, Any]) -> None:
             ("candidate ids handed out twice", lambda k: k["ids_handed_out_twice"]),
             ("pending at the end", lambda k: k["pending_at_end"]),
             ("pending never received by the user", lambda k: k["pending_never_received"]),
+            ("... withdrawn by `campaign cancel` afterwards",
+             lambda k: "yes" if k.get("never_received_cancelled", True) else "NO"),
             ("stray temporary files", lambda k: len(k["stray_temp_files"])),
         ]  # fmt: skip
         for name, fn in rows:
@@ -817,7 +831,9 @@ def write_report(res: dict[str, Any]) -> None:
             "transaction committed but before its CSV was written leaves candidates pending "
             "that nobody holds; the retry proposes new ones. "
             + (
-                f"`poreml campaign --help` lists a way to cancel them ({cancel['matched_words']})."
+                "`poreml campaign cancel IDS --reason ...` withdraws them (kept in the "
+                "campaign as cancelled, out of `n_pending` and of the proposals' pending set); "
+                "the suite cancels every candidate nobody received and checks the status."
                 if cancel["exists"]
                 else "`poreml campaign` offers no way to cancel or expire a pending candidate "
                 f"(its commands: {', '.join(cancel['commands'])}): such candidates stay pending "
@@ -835,8 +851,13 @@ def write_report(res: dict[str, Any]) -> None:
                     f"deterministic form of a suggest that dies between its commit and its "
                     f"file) exits {u['exit_code']}"
                     + (" with a Python traceback" if u["traceback"] else "")
-                    + f" (`{u['last_line']}`) and leaves {len(u['pending_added'])} candidates "
-                    f"pending that the user never received ({', '.join(u['pending_added'])})."
+                    + f" (`{u['last_line']}`) and "
+                    + (
+                        f"leaves {len(u['pending_added'])} candidates pending that the user "
+                        f"never received ({', '.join(u['pending_added'])})."
+                        if u["pending_added"]
+                        else "records nothing (the output is checked before the transaction)."
+                    )
                 )
     if c := res.get("concurrency"):
         lines += [
