@@ -3,8 +3,8 @@
 For each model (the shipped champion, and a cheap ``ridge`` reference that shows what the API
 layer itself costs):
 
-1. start ``poreml serve`` (the :func:`poreml.cli.serve.serve` command) as a subprocess on a free
-   127.0.0.1 port and wait for ``/healthz``;
+1. start ``poreml serve`` (``--workers``, ``--torch-threads``) as a subprocess on a free
+   127.0.0.1 port and wait for ``/healthz`` (:func:`poreml.api.local.local_server`);
 2. latency: ``--clients`` concurrent loopback clients (threads, one keep-alive connection each)
    send single-candidate ``POST /v1/predict`` for ``--duration`` seconds: p50, p90, p99, max
    latency, errors, throughput; then one client alone for the per-request latency without
@@ -31,8 +31,6 @@ import http.client
 import json
 import os
 import platform
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -45,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from poreml.api.local import local_server
 from poreml.data.schema import DESIGN_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,64 +74,22 @@ def candidates(n: int, seed: int) -> list[dict[str, Any]]:
     return [{"candidate_id": f"b{i}", **row} for i, row in enumerate(rows)]
 
 
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def running_server(
-    model_dir: Path, max_candidates: int, log: Path, torch_threads: int | None
+    model_dir: Path, max_candidates: int, log: Path, torch_threads: int | None, workers: int
 ) -> Iterator[int]:
     """``poreml serve`` for ``model_dir`` on a free port; yields the port."""
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("POREML_")}
     env.update(
         POREML_MODEL_DIR=str(model_dir),
         POREML_API_MAX_CANDIDATES=str(max_candidates),
         POREML_API_MAX_BODY_BYTES=str(1024 * max_candidates + (1 << 20)),
     )
-    code = (
-        "import sys; from poreml.cli.serve import serve; "
-        "serve(host=sys.argv[1], port=int(sys.argv[2]), log_level='warning', access_log=False, "
-        "torch_threads=int(sys.argv[3]) or None)"
-    )
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", code, HOST, str(port), str(torch_threads or 0)],
-            env=env,
-            stdout=out,
-            stderr=out,
-        )
-        try:
-            deadline = time.monotonic() + 300
-            while not _healthy(port):
-                if proc.poll() is not None:
-                    raise RuntimeError(f"server exited ({proc.returncode}); see {log}")
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"server not healthy after 300 s; see {log}")
-                time.sleep(0.2)
-            yield port
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=30)
-
-
-def _healthy(port: int) -> bool:
-    try:
-        conn = http.client.HTTPConnection(HOST, port, timeout=2)
-        conn.request("GET", "/healthz")
-        ok = conn.getresponse().status == 200
-        conn.close()
-        return ok
-    except OSError:
-        return False
+    args = ["--log-level", "warning", "--no-access-log", "--workers", str(workers)]
+    if torch_threads:
+        args += ["--torch-threads", str(torch_threads)]
+    with local_server(args, env=env, log=log) as server:
+        yield server.port
 
 
 def load_test(port: int, clients: int, duration: float, pool: list[bytes]) -> dict[str, Any]:
@@ -309,7 +266,7 @@ def bench_model(label: str, model_dir: Path, args: argparse.Namespace, tmp: Path
     body = json.dumps(payload).encode()
     result: dict[str, Any] = {"model": label, "model_dir": str(model_dir)}
     log = tmp / f"server-{label}.log"
-    with running_server(model_dir, args.screen_n, log, args.torch_threads) as port:
+    with running_server(model_dir, args.screen_n, log, args.torch_threads, args.workers) as port:
         load_test(port, 2, 2.0, pool)  # warm-up
         result["loaded"] = load_test(port, args.clients, args.duration, pool)
         print(f"  {args.clients} clients: {result['loaded']}", flush=True)
@@ -438,6 +395,9 @@ def main() -> None:
         type=int,
         default=1,
         help="torch intra-op threads, server and in process (0: torch's default)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="poreml serve --workers (server processes)"
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()

@@ -55,6 +55,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from poreml.api.local import local_server
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "experiments" / "results"
 CONFIG = ROOT / "experiments" / "campaign_td_vs_buffering.toml"
@@ -560,42 +562,12 @@ def outage(cli: Cli, pg: Postgres, target: str, work: Path, seed: int) -> dict[s
 
 
 # -- 4. API under load ----------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def served(env: dict[str, str], log: Path) -> Iterator[str]:
     """``poreml serve --model-dir models/champion`` on a free loopback port; its base URL."""
-    import httpx
-
-    port = free_port()
-    argv = [poreml_script(), "serve", "--model-dir", str(CHAMPION), "--host", HOST]
-    argv += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
-    with log.open("w") as out:
-        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=out)
-        try:
-            url = f"http://{HOST}:{port}"
-            deadline = time.monotonic() + 300
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"poreml serve exited {proc.returncode}; see {log}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                        break
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"poreml serve not healthy after 300 s; see {log}")
-                time.sleep(0.2)
-            yield url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=30)
+    args = ["--model-dir", str(CHAMPION), "--log-level", "warning", "--no-access-log"]
+    with local_server(args, env=env, log=log, command=[poreml_script()]) as server:
+        yield server.url
 
 
 def load(url: str, duration: float, workers: int, cap: int, seed: int) -> dict[str, Any]:

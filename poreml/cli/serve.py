@@ -4,16 +4,23 @@
 loaded before the server starts, so a missing or broken model is a one-paragraph error with
 exit code 2 (through :func:`poreml.cli.main`), not a traceback from inside uvicorn. FastAPI and
 uvicorn are imported inside the command so that ``poreml --help`` stays fast.
+
+``--workers N`` runs N uvicorn worker processes that share the port; each builds the app with
+:func:`poreml.api.app.create_app` and loads the model once. The command still loads the model
+first (the clear error), then hands the workers the model it checked: the folder as an absolute
+path, or the registry URI pinned to the version an alias named at start-up, so every worker
+serves the same version even if the alias moves while they start.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-__all__ = ["register", "serve"]
+__all__ = ["register", "serve", "worker_environment"]
 
 
 def serve(
@@ -46,10 +53,20 @@ def serve(
         typer.Option(
             "--torch-threads",
             min=1,
-            help="torch intra-op threads per model call (default: torch's choice). 1 is "
-            "often fastest when the CPUs are shared with other work.",
+            help="torch intra-op threads per model call (default: torch's choice with one "
+            "worker, 1 with several). 1 is often fastest when the CPUs are shared.",
         ),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=64,
+            help="Server processes sharing the port, each with its own copy of the model "
+            "(about one per CPU core).",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the prediction and screening API (docs at http://HOST:PORT/docs).
 
@@ -79,13 +96,48 @@ def serve(
         f"from {info['source']}) on http://{host}:{port}  (docs: /docs)",
         err=True,
     )
+    if workers == 1:
+        uvicorn.run(
+            create_app(settings, model=model),
+            host=host,
+            port=port,
+            log_level=log_level,
+            access_log=access_log,
+        )
+        return
+    os.environ.update(worker_environment(settings.model_uri, info, settings.model_dir))
+    if settings.model_uri is None:
+        os.environ.pop("POREML_MODEL_URI", None)
+    # spawned workers read their torch threads from the environment when torch loads
+    os.environ["OMP_NUM_THREADS"] = str(torch_threads or 1)
+    del model  # each worker loads its own
     uvicorn.run(
-        create_app(settings, model=model),
+        "poreml.api.app:create_app",
+        factory=True,
+        workers=workers,
         host=host,
         port=port,
         log_level=log_level,
         access_log=access_log,
     )
+
+
+def worker_environment(
+    model_uri: str | None, info: dict[str, Any] | Any, model_dir: Path
+) -> dict[str, str]:
+    """The settings that make every worker load the model the command checked.
+
+    Args:
+        model_uri: the URI asked for (None: serve ``model_dir``).
+        info: the loaded model's ``GET /v1/model`` answer (its ``source`` is the pinned URI).
+        model_dir: the folder asked for.
+
+    Returns:
+        ``POREML_MODEL_URI`` (pinned) or ``POREML_MODEL_DIR`` (absolute).
+    """
+    if model_uri is not None:
+        return {"POREML_MODEL_URI": str(info["source"])}
+    return {"POREML_MODEL_DIR": str(Path(model_dir).resolve())}
 
 
 def register(app: typer.Typer) -> None:

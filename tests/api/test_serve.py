@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,19 +11,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from poreml.api.local import SERVE_COMMAND, child_pids, free_port, local_server
+from poreml.cli.serve import worker_environment
+
 pytestmark = pytest.mark.slow
 
-POREML = [sys.executable, "-c", "from poreml.cli import main; main()"]
+POREML = list(SERVE_COMMAND)
 """The ``poreml`` console script, run with this interpreter."""
-
-START_TIMEOUT_S = 120.0
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -36,40 +28,10 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def server(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server(model_dir: Path) -> Iterator[str]:
     """``poreml serve`` on a free loopback port; yields its base URL, stops it afterwards."""
-    port = free_port()
-    log = (tmp_path_factory.mktemp("serve") / "server.log").open("w+")
-    proc = subprocess.Popen(
-        [*POREML, "serve", "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
-        env=clean_env(POREML_MODEL_DIR=str(model_dir)),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                log.seek(0)
-                pytest.fail(f"poreml serve exited with {proc.returncode}:\n{log.read()}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"poreml serve did not answer /healthz within {START_TIMEOUT_S} s")
-            time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=20)
-        log.close()
+    with local_server(["--no-access-log"], env=clean_env(POREML_MODEL_DIR=str(model_dir))) as s:
+        yield s.url
 
 
 def test_served_process_answers_health_model_and_predict(server: str) -> None:
@@ -99,3 +61,37 @@ def test_serve_without_a_model_exits_2_with_a_message(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "no saved surrogate here" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_workers_each_serve_the_checked_model_and_stop_with_the_server(model_dir: Path) -> None:
+    env = clean_env(POREML_MODEL_DIR=str(model_dir))
+    with local_server(["--workers", "2", "--no-access-log"], env=env) as s:
+        workers = child_pids(s.process.pid)
+        deadline = time.monotonic() + 60
+        while len(workers) < 2 and time.monotonic() < deadline:  # both up, not just one
+            time.sleep(0.2)
+            workers = child_pids(s.process.pid)
+        assert len(workers) >= 2, workers
+        body = {"candidates": [{"candidate_id": "a", "porosity": 0.4}]}
+        answers = [httpx.post(f"{s.url}/v1/predict", json=body, timeout=60) for _ in range(8)]
+        assert {a.status_code for a in answers} == {200}
+        # every worker loaded the same model: identical answers whichever process replied
+        assert len({a.text for a in answers}) == 1
+        assert httpx.get(f"{s.url}/v1/model", timeout=10).json()["version"] == "test-1"
+    for pid in workers:  # the server's stop ended its workers
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in _state(pid)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().lower()
+    except OSError:
+        return "zombie"
+
+
+def test_workers_get_the_folder_absolute_or_the_pinned_registry_version(tmp_path: Path) -> None:
+    info = {"source": "models:/poreml-surrogate/7"}
+    pinned = worker_environment("models:/poreml-surrogate@champion", info, Path("unused"))
+    assert pinned == {"POREML_MODEL_URI": "models:/poreml-surrogate/7"}
+    folder = worker_environment(None, {"source": "x"}, Path("models/champion"))
+    assert folder == {"POREML_MODEL_DIR": str(Path("models/champion").resolve())}

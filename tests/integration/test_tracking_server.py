@@ -93,35 +93,13 @@ def test_serve_answers_with_the_champion_from_the_server(
 ) -> None:
     """``poreml serve`` with ``POREML_MODEL_URI=models:/…@champion`` on the tracking server."""
     import json
-    import socket
-    import subprocess
-    import time
     import urllib.request
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    from poreml.api.local import local_server
+
     env = {**poreml.env(), "POREML_MODEL_URI": f"models:/{MODEL_NAME}@champion"}
-    server = subprocess.Popen(
-        [*poreml.command, "serve", "--port", str(port)],
-        cwd=workdir,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/healthz", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"poreml serve did not come up: {server.stderr.read()[-3000:]}")
-                time.sleep(0.5)
+    with local_server(command=poreml.command, env=env, cwd=workdir, start_timeout=120) as server:
+        base = server.url
         with urllib.request.urlopen(f"{base}/v1/model", timeout=30) as answer:
             info = json.load(answer)
         assert info["source"].startswith(f"models:/{MODEL_NAME}/")  # the alias, pinned
@@ -136,10 +114,3 @@ def test_serve_answers_with_the_champion_from_the_server(
             body = json.load(answer)
         assert body["model_version"] == info["version"]
         assert body["predictions"][0]["candidate_id"] == "a"
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
