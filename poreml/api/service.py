@@ -175,18 +175,12 @@ class ServedModel:
         try:
             # The request models have validated every value and the frame holds every design
             # column, so the surrogate skips its own (pandera) checks on this path.
-            table = self.surrogate.predict_table(X, level=INTERVAL_LEVEL, check_input=False)
-            values = {
-                stat: np.column_stack(
-                    [table[f"{t}_{stat}"].to_numpy(np.float64) for t in self.targets]
-                )
-                for stat in _STATS
-            }
-            in_domain = table["in_domain"].to_numpy(bool)
-            distance = table["domain_distance"].to_numpy(np.float64)
-            # An object array of lists (np.array of equal-length lists would be 2-D).
-            conditioned = np.empty(len(table), dtype=object)
-            conditioned[:] = [text.split(";") if text else [] for text in table["conditioned_on"]]
+            arrays = self.surrogate.predict_arrays(X, level=INTERVAL_LEVEL, check_input=False)
+            order = [arrays.targets.index(t) for t in self.targets]
+            values = {stat: getattr(arrays, stat)[:, order] for stat in _STATS}
+            in_domain = arrays.in_domain
+            distance = arrays.domain_distance
+            conditioned = _as_lists(arrays.conditioned_on)
         except Exception as err:
             failure = ModelUnavailableError(
                 f"the model failed on a batch of {len(X)} candidate(s): {type(err).__name__}: {err}"
@@ -207,6 +201,15 @@ class ServedModel:
                 conditioned[rows],
             )
             offset += stop - start
+
+
+def _as_lists(texts: np.ndarray) -> np.ndarray:
+    """``;``-joined column names as an object array of lists, one list per distinct text."""
+    unique, which = np.unique(texts.astype(str), return_inverse=True)
+    # An object array of lists (np.array of equal-length lists would be 2-D).
+    lists = np.empty(len(unique), dtype=object)
+    lists[:] = [text.split(";") if text else [] for text in unique]
+    return lists[which.reshape(-1)]
 
 
 class _Job:

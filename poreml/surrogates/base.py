@@ -42,7 +42,7 @@ from poreml.surrogates.scaling import DEFAULT_TARGET_TRANSFORMS, TARGET_TRANSFOR
 if TYPE_CHECKING:
     from gpytorch.distributions import MultivariateNormal
 
-__all__ = ["TARGETS", "FittedState", "Surrogate"]
+__all__ = ["TARGETS", "FittedState", "PredictionArrays", "Surrogate"]
 
 TARGETS: tuple[str, ...] = (
     "ice_pct",
@@ -56,6 +56,30 @@ TARGETS: tuple[str, ...] = (
 
 _DOMAIN_REFERENCE = "domain.reference"
 """Key of the domain's encoded training rows in a saved model's tensors."""
+
+
+@dataclass(frozen=True)
+class PredictionArrays:
+    """Every prediction of a batch as arrays: the serving path without DataFrames.
+
+    Attributes:
+        targets: the predicted columns, in the order of the arrays' second axis.
+        mean, std, lower, upper: float64 ``(N, T)``: moments and central-interval bounds in
+            contract units (see :meth:`Surrogate.predict_interval`).
+        conditioned_on: object ``(N,)``: the measured inputs each row carried and the model
+            used, ``;``-joined in contract order (empty when none).
+        domain_distance: float64 ``(N,)`` (see :meth:`Surrogate.domain_distance`).
+        in_domain: bool ``(N,)`` (see :meth:`Surrogate.in_domain`).
+    """
+
+    targets: tuple[str, ...]
+    mean: np.ndarray
+    std: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    conditioned_on: np.ndarray
+    domain_distance: np.ndarray
+    in_domain: np.ndarray
 
 
 @dataclass
@@ -321,28 +345,56 @@ class Surrogate(BaseEstimator):
             none), ``domain_distance`` (float, ``<= 1`` within the calibrated threshold) and
             ``in_domain`` (bool); the index of ``X``.
         """
-        self._check_fitted()
-        raw = self._raw_inputs(X, source="X") if check_input else self._tensors_from_valid(X)
-        intervals = self._intervals(raw, X.index, level, observation_noise)
+        arrays = self.predict_arrays(
+            X, level, observation_noise=observation_noise, check_input=check_input
+        )
         columns: dict[str, Any] = {}
         if "candidate_id" in X.columns:
             columns["candidate_id"] = X["candidate_id"].astype(str).to_numpy()
-        for target, frame in intervals.items():
+        for j, target in enumerate(arrays.targets):
             for stat in ("mean", "std", "lower", "upper"):
-                columns[f"{target}_{stat}"] = frame[stat].to_numpy(dtype=float)
-        columns["conditioned_on"] = self._conditioned_on(raw)
-        distance = self.domain_.distance(raw, self.encoder_)
-        columns["domain_distance"] = distance
-        columns["in_domain"] = self.domain_.contains(raw, self.encoder_, distance)
+                columns[f"{target}_{stat}"] = getattr(arrays, stat)[:, j]
+        columns["conditioned_on"] = arrays.conditioned_on
+        columns["domain_distance"] = arrays.domain_distance
+        columns["in_domain"] = arrays.in_domain
         return pd.DataFrame(columns, index=X.index)
 
-    def _intervals(
+    def predict_arrays(
         self,
-        raw: Mapping[str, Tensor],
-        index: pd.Index,
-        level: float,
-        observation_noise: bool,
-    ) -> dict[str, pd.DataFrame]:
+        X: pd.DataFrame,
+        level: float = 0.9,
+        *,
+        observation_noise: bool = True,
+        check_input: bool = True,
+    ) -> PredictionArrays:
+        """What :meth:`predict_table` reports, as arrays (the API's hot path: no DataFrame is
+        built, and nothing is done row by row in Python).
+
+        Args:
+            X: rows to predict.
+            level: coverage of the central interval, in (0, 1).
+            observation_noise: as in :meth:`predict`.
+            check_input: as in :meth:`predict_table`.
+        """
+        self._check_fitted()
+        raw = self._raw_inputs(X, source="X") if check_input else self._tensors_from_valid(X)
+        mean, std, lower, upper = self._interval_tensors(raw, level, observation_noise)
+        distance = self.domain_.distance(raw, self.encoder_)
+        return PredictionArrays(
+            targets=tuple(self.targets_),
+            mean=mean.numpy(),
+            std=std.numpy(),
+            lower=lower.numpy(),
+            upper=upper.numpy(),
+            conditioned_on=self._conditioned_on(raw),
+            domain_distance=distance,
+            in_domain=self.domain_.contains(raw, self.encoder_, distance),
+        )
+
+    def _interval_tensors(
+        self, raw: Mapping[str, Tensor], level: float, observation_noise: bool
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``mean``, ``std``, ``lower``, ``upper``, each ``(N, T)`` in contract units."""
         if not 0.0 < level < 1.0:
             raise ConfigError(f"level: expected a number in (0, 1) (got {level!r})")
         with torch.no_grad():
@@ -351,9 +403,19 @@ class Surrogate(BaseEstimator):
             z = NormalDist().inv_cdf(0.5 + level / 2.0)
             lower = self.target_scaler_.inverse(mu - z * sd)
             upper = self.target_scaler_.inverse(mu + z * sd)
+        return mean, std, lower, upper
+
+    def _intervals(
+        self,
+        raw: Mapping[str, Tensor],
+        index: pd.Index,
+        level: float,
+        observation_noise: bool,
+    ) -> dict[str, pd.DataFrame]:
+        mean, std, lower, upper = self._interval_tensors(raw, level, observation_noise)
         out = {}
         for j, t in enumerate(self.targets_):
-            frame = pd.DataFrame(
+            out[t] = pd.DataFrame(
                 {
                     "mean": mean[:, j].numpy(),
                     "std": std[:, j].numpy(),
@@ -362,7 +424,6 @@ class Surrogate(BaseEstimator):
                 },
                 index=index,
             )
-            out[t] = frame
         return out
 
     def _conditioned_on(self, raw: Mapping[str, Tensor]) -> np.ndarray:
@@ -372,10 +433,13 @@ class Surrogate(BaseEstimator):
         if not names:
             return np.full(n, "", dtype=object)
         present = np.column_stack([~torch.isnan(raw[c]).numpy() for c in names])
-        return np.array(
-            [";".join(c for c, p in zip(names, row, strict=True) if p) for row in present],
+        # one string per distinct pattern of measured columns, not per row
+        patterns, which = np.unique(present, axis=0, return_inverse=True)
+        texts = np.array(
+            [";".join(c for c, p in zip(names, row, strict=True) if p) for row in patterns],
             dtype=object,
         )
+        return texts[which.reshape(-1)]
 
     def in_domain(self, X: pd.DataFrame) -> np.ndarray:
         """Whether each row of ``X`` lies in the training domain: :meth:`domain_distance`

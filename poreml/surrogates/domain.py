@@ -51,6 +51,10 @@ QUANTILE = 0.95
 ``margin``): at least this share of rows drawn like the training data is in domain."""
 
 
+BRUTE_FORCE_ROWS = 256
+"""Batches up to this size find their neighbours by brute force, larger ones with the index."""
+
+
 @dataclass(frozen=True)
 class DomainStats:
     """The fitted domain of applicability (module doc).
@@ -151,9 +155,16 @@ class DomainStats:
         if self._index is None or self.threshold is None:
             return box
         z = encoder.transform(raw).z.detach().cpu().numpy().astype(np.float64)
-        k = min(self.neighbors, self.reference.shape[0])  # type: ignore[union-attr]
-        dist, _ = self._index.kneighbors(z, n_neighbors=k)
-        return np.maximum(dist.mean(axis=1) / self.threshold, box)
+        reference: np.ndarray = self.reference  # type: ignore[assignment]
+        k = min(self.neighbors, reference.shape[0])
+        if len(z) <= BRUTE_FORCE_ROWS:
+            # a few rows: exact differences to every training row beat the tree's overhead
+            diff = z[:, None, :] - reference[None, :, :]
+            dist = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
+            nearest = np.partition(dist, k - 1, axis=1)[:, :k] if k < dist.shape[1] else dist
+        else:
+            nearest, _ = self._index.kneighbors(z, n_neighbors=k)
+        return np.maximum(nearest.mean(axis=1) / self.threshold, box)
 
     def contains(
         self,

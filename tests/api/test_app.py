@@ -508,7 +508,7 @@ def test_a_failing_model_answers_503(
         raise RuntimeError("weights corrupted")
 
     with TestClient(create_app(make_settings(), model=surrogate)) as test_client:
-        monkeypatch.setattr(surrogate, "predict_table", broken)
+        monkeypatch.setattr(surrogate, "predict_arrays", broken)
         response = test_client.post("/v1/predict", json={"candidates": [{}]})
     assert response.status_code == 503
     assert "weights corrupted" in response.json()["detail"]
@@ -517,15 +517,15 @@ def test_a_failing_model_answers_503(
 def test_a_model_returning_nan_answers_503(
     make_settings: Callable[..., Settings], surrogate: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    original = surrogate.predict_table
+    original = surrogate.predict_arrays
 
     def with_nan(X: Any, level: float = 0.9, **kwargs: Any) -> Any:
         out = original(X, level=level, **kwargs)
-        out["ice_pct_std"] = math.nan
+        out.std[:, out.targets.index("ice_pct")] = math.nan
         return out
 
     with TestClient(create_app(make_settings(), model=surrogate)) as test_client:
-        monkeypatch.setattr(surrogate, "predict_table", with_nan)
+        monkeypatch.setattr(surrogate, "predict_arrays", with_nan)
         response = test_client.post("/v1/predict", json={"candidates": [{}]})
     assert response.status_code == 503
     assert "non-finite std for ice_pct" in response.json()["detail"]

@@ -40,13 +40,13 @@ def assert_matches_surrogate(pred: service.Predictions, surrogate: Any, X: pd.Da
 def counted_calls(surrogate: Any, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Row counts of every model call made through the service."""
     calls: list[int] = []
-    original = surrogate.predict_table
+    original = surrogate.predict_arrays
 
     def counting(designs: pd.DataFrame, *args: Any, **kwargs: Any) -> Any:
         calls.append(len(designs))
         return original(designs, *args, **kwargs)
 
-    monkeypatch.setattr(surrogate, "predict_table", counting)
+    monkeypatch.setattr(surrogate, "predict_arrays", counting)
     return calls
 
 
@@ -91,7 +91,7 @@ def test_a_failed_model_call_fails_only_its_requests(
 ) -> None:
     model = service.served_model(surrogate)
     monkeypatch.setattr(
-        surrogate, "predict_table", lambda *a, **k: (_ for _ in ()).throw(MemoryError("oom"))
+        surrogate, "predict_arrays", lambda *a, **k: (_ for _ in ()).throw(MemoryError("oom"))
     )
     with pytest.raises(ModelUnavailableError, match="MemoryError: oom"):
         model.predict(design_frame(3, seed=1))

@@ -187,3 +187,38 @@ def test_fit_needs_the_characterisation_columns_in_y() -> None:
         make("cascade", targets=["ice_pct"], **FAST).fit(
             train[list(DESIGN_COLUMNS)], train[["ice_pct", "tap_density_g_cm3"]]
         )
+
+
+@pytest.mark.parametrize("observation_noise", [True, False])
+def test_the_prediction_fast_path_gives_the_reference_paths_numbers(
+    lab, observation_noise: bool
+) -> None:
+    from poreml.surrogates.gp import FAST_CHUNK_ROWS, reference_predictions
+
+    model, _ = lab
+    # design-only rows, fully and partly characterised rows, more rows than one fast chunk
+    designs = SearchSpace.contract_box().sample(FAST_CHUNK_ROWS + 37, seed=4)
+    X = designs[list(DESIGN_COLUMNS)].copy()
+    X["ssa_m2_g"] = np.where(np.arange(len(X)) % 3 == 0, np.nan, 40.0 + np.arange(len(X)) % 90)
+    X["tap_density_g_cm3"] = np.where(np.arange(len(X)) % 4 == 1, np.nan, 0.7)
+    fast = model.predict_arrays(X, observation_noise=observation_noise)
+    with reference_predictions():
+        ref = model.predict_arrays(X, observation_noise=observation_noise)
+    for stat in ("mean", "std", "lower", "upper"):
+        np.testing.assert_allclose(getattr(fast, stat), getattr(ref, stat), rtol=1e-9, atol=0)
+    np.testing.assert_array_equal(fast.conditioned_on, ref.conditioned_on)
+    # the caches are built once per model and kept
+    caches = model.stage2_._posterior_caches()
+    model.predict_arrays(X.head(3))
+    assert model.stage2_._posterior_caches() is caches
+
+
+def test_predict_table_is_predict_arrays_as_a_frame(lab) -> None:
+    model, test = lab
+    X = _with(test.head(6), *CHARACTERISATION)
+    table = model.predict_table(X)
+    arrays = model.predict_arrays(X)
+    for j, target in enumerate(arrays.targets):
+        np.testing.assert_array_equal(table[f"{target}_lower"].to_numpy(), arrays.lower[:, j])
+    np.testing.assert_array_equal(table["domain_distance"].to_numpy(), arrays.domain_distance)
+    assert table["in_domain"].tolist() == arrays.in_domain.tolist()

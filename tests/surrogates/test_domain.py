@@ -194,3 +194,16 @@ def test_every_target_of_the_champion_uses_its_physical_warp(champion):
         "specific_capacity_mah_g": "softplus",
     }
     assert set(transforms) == set(TARGETS)
+
+
+def test_small_batches_brute_force_and_large_ones_the_index_agree(champion, monkeypatch):
+    from poreml.design.search_space import SearchSpace
+    from poreml.surrogates import domain
+
+    X = SearchSpace.contract_box().sample(300, seed=11)[list(DESIGN_COLUMNS)]
+    indexed = champion.domain_distance(X)  # 300 rows > BRUTE_FORCE_ROWS: the index
+    monkeypatch.setattr(domain, "BRUTE_FORCE_ROWS", 10_000)
+    brute = champion.domain_distance(X)
+    np.testing.assert_allclose(brute, indexed, rtol=1e-12)
+    single = np.concatenate([champion.domain_distance(X.iloc[[i]]) for i in range(5)])
+    np.testing.assert_allclose(single, indexed[:5], rtol=1e-12)
