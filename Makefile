@@ -9,8 +9,8 @@ ROUNDS          ?= 6
 CAMPAIGN_DIR    ?= campaigns/demo-$(shell date +%Y%m%d-%H%M%S)
 
 .PHONY: run demo test lint bench bench-lab bench-surrogates bench-campaign bench-api \
-        bench-characterised reliability dataset champion ui clean-venv services services-stop \
-        integration
+        bench-characterised bench-gpu reliability dataset champion ui clean-venv services \
+        services-stop integration
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -61,6 +61,11 @@ bench-campaign: $(STAMP)
 
 bench-characterised: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python experiments/bench_characterised.py
+
+## deep-ensemble training and batched qLogNEHVI, CUDA vs CPU (CPU figures only without a GPU);
+## not part of `bench`: on a CPU-only machine it would overwrite the GPU comparison
+bench-gpu: $(STAMP)
+	$(BIN)/python experiments/bench_gpu.py
 
 ## kill -9 / concurrency / PostgreSQL restart / API load on loopback (starts its own PostgreSQL)
 reliability: $(STAMP)

@@ -181,7 +181,9 @@ class PhysicsPriorFeasibilityModel(UnbatchedModel):
         inputs = {**design, "route": route}
         out = simulate(inputs, self.params, extra=True)
         d, t = design["pore_size_nm"], design["si_domain_nm"]
-        phi_max = torch.tensor(self.params.windows.phi_feasible_max, dtype=X.dtype)[route]
+        phi_max = torch.tensor(
+            self.params.windows.phi_feasible_max, dtype=X.dtype, device=X.device
+        )[route]
         excess = (
             (torch.log(out["pore_size_nm_eff"]) - torch.log(d)).abs()
             + (torch.log(out["si_domain_nm_eff"]) - torch.log(t)).abs()

@@ -89,3 +89,16 @@ def test_physics_prior_feasibility_follows_the_route_windows(config: CampaignCon
     model = fitted.model.models[-1]  # the feasibility model comes last
     model.prior(X).sum().backward()
     assert torch.isfinite(X.grad).all()
+
+
+def test_physics_prior_stays_on_the_device_of_its_input(config: CampaignConfig) -> None:
+    # The "meta" device stands in for CUDA on a CPU-only machine: a constant made on the CPU
+    # and indexed or combined with the input's tensors fails there as it would on the GPU.
+    from poreml.optimize.models import PhysicsPriorFeasibilityModel
+    from poreml.virtual_lab.params import lab_params
+
+    space = config.search_space()
+    model = PhysicsPriorFeasibilityModel(None, space.decode, lab_params())
+    X = space.sample_tensor(5, seed=3).to("meta")
+    prior = model.prior(X)
+    assert prior.device.type == "meta" and prior.shape == (5,)
