@@ -54,6 +54,9 @@ TARGETS: tuple[str, ...] = (
 )
 """Measured columns the surrogates predict, in this order."""
 
+_ROUTE_INDEX = pd.Index(ROUTES)
+"""Route name -> code lookup (unknown or missing: -1)."""
+
 _DOMAIN_REFERENCE = "domain.reference"
 """Key of the domain's encoded training rows in a saved model's tensors."""
 
@@ -618,8 +621,8 @@ class Surrogate(BaseEstimator):
             if name not in X.columns:
                 raw[name] = torch.full((n,), math.nan, dtype=FEATURE_DTYPE)
             elif name == "route":
-                codes = X[name].map({r: float(i) for i, r in enumerate(ROUTES)})
-                raw[name] = torch.tensor(codes.to_numpy(dtype="float64", na_value=np.nan))
+                codes = _ROUTE_INDEX.get_indexer(X[name].to_numpy(dtype=object))
+                raw[name] = torch.from_numpy(np.where(codes < 0, np.nan, codes.astype(float)))
             else:
                 values = X[name].to_numpy(dtype="float64", na_value=np.nan)
                 raw[name] = torch.tensor(values, dtype=FEATURE_DTYPE)

@@ -152,6 +152,8 @@ class _PosteriorCache:
     Shapes with ``m`` outputs, ``n`` training rows, ``d`` kernel inputs, ``r`` root columns.
     """
 
+    shift: Tensor  # (d,) BoTorch Normalize's offset of the kernel inputs
+    divisor: Tensor  # (d,) and its coefficient
     train: Tensor  # (m, n, d) normalised training inputs of the kernel
     lengthscale: Tensor  # (m, 1, d)
     outputscale: Tensor  # (m, 1)
@@ -180,7 +182,10 @@ class _PosteriorCache:
             offset, slope = mean.offset.reshape(m, 1), mean.slope.reshape(m, 1)
         else:
             offset, slope = mean.constant.reshape(m, 1), None
+        normalize = model.input_transform
         return cls(
+            shift=normalize.offset.reshape(-1)[:d].detach(),
+            divisor=normalize.coefficient.reshape(-1)[:d].detach(),
             train=model.train_inputs[0][..., :d].reshape(m, -1, d).detach(),
             lengthscale=kernel.base_kernel.lengthscale.reshape(m, 1, d).detach(),
             outputscale=kernel.outputscale.reshape(m, 1).detach(),
@@ -192,9 +197,10 @@ class _PosteriorCache:
         )
 
     def moments(self, x: Tensor, observation_noise: bool) -> tuple[Tensor, Tensor]:
-        """Marginal mean and variance ``(m, c)`` at normalised GP inputs ``x`` ``(c, D)``."""
+        """Marginal mean and variance ``(m, c)`` at GP inputs ``x`` ``(c, D)`` (features, then
+        the physics columns)."""
         d = self.train.shape[-1]
-        z = x[..., :d]
+        z = (x[..., :d] - self.shift) / self.divisor  # as BoTorch's Normalize
         center = z.mean(dim=0)  # as GPyTorch's distance: centred on the test rows
         a = (z - center) / self.lengthscale  # (m, c, d)
         b = (self.train - center) / self.lengthscale  # (m, n, d)
@@ -405,8 +411,8 @@ class GPSurrogate(Surrogate):
         n = features.z.shape[0]
         mu = torch.empty(n, len(self.targets_), dtype=features.z.dtype)
         sd = torch.empty_like(mu)
-        for model, group, cache in zip(self.models_, self.groups_, caches, strict=True):
-            x = model.transform_inputs(self._gp_inputs(features, group))
+        for group, cache in zip(self.groups_, caches, strict=True):
+            x = self._gp_inputs(features, group)
             cols = list(group)
             for start in range(0, n, FAST_CHUNK_ROWS):
                 rows = slice(start, start + FAST_CHUNK_ROWS)
