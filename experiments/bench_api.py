@@ -478,6 +478,14 @@ def main() -> None:
     parser.add_argument("--max-requests", type=int, default=200_000, help="cap of the load run")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    if args.load_tool == "locust":
+        import importlib.util
+
+        if importlib.util.find_spec("locust") is None:
+            parser.error(
+                "the load tool Locust is not installed: pip install -e '.[bench]' (or run with "
+                "--load-tool threads)"
+            )
 
     if args.torch_threads:
         import torch

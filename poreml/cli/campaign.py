@@ -309,6 +309,32 @@ def status_cmd(
     ref = ", ".join(f"{k} {v:g}" for k, v in status["reference_point"].items())
     console.print(f"hypervolume {status['hypervolume']:.4g} (reference point: {ref})")
     console.print(_front_table(campaign.pareto_front(), campaign))
+    console.print(_routes_table(status["routes"]))
+
+
+def _routes_table(routes: list[dict[str, Any]]) -> Any:
+    """Per route: designs tried and how well the virtual-lab prior matched them."""
+    from rich.table import Table
+
+    table = Table(
+        title="Physics prior by route (misfit = RMSE of measured - prior / spread; "
+        "< 0.5 good, < 1 fair, else poor)"
+    )
+    for column in ("route", "tried", "made", "failed", "prior predicted made/failed", "misfit"):
+        table.add_column(column)
+    table.add_column("verdict")
+    for r in routes:
+        agreement = r["feasibility_agreement"]
+        table.add_row(
+            r["route"],
+            str(r["tried"]),
+            str(r["made"]),
+            str(r["failed"]),
+            "-" if agreement is None else f"{agreement:.0%}",
+            "-" if r["misfit"] is None else f"{r['misfit']:.2f}",
+            r["verdict"],
+        )
+    return table
 
 
 @app.command("export")

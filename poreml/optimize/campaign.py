@@ -41,6 +41,7 @@ from poreml.design.config import CampaignConfig
 from poreml.exceptions import CampaignError, ConfigError
 from poreml.optimize.events import CampaignListener, notify
 from poreml.optimize.pareto import observed_front, observed_hypervolume
+from poreml.optimize.prior_check import route_report
 from poreml.optimize.results import TellSummary, merge_results, validate_results
 from poreml.optimize.state import (
     RESULT_COLUMNS,
@@ -302,7 +303,9 @@ class Campaign:
             ``name``, ``directory``, ``n_observations``, ``n_pending``, ``n_failed``,
             ``n_rounds``, ``next_strategy``, ``hypervolume``, ``reference_point`` (thresholds
             by objective), ``objectives``, ``outcome_constraints``, ``pareto_front`` (list of
-            row objects), ``pending_ids`` and ``cancelled_ids``.
+            row objects), ``pending_ids``, ``cancelled_ids`` and ``routes`` (per synthesis
+            route: designs tried and how well the virtual-lab prior has matched them,
+            :func:`~poreml.optimize.prior_check.route_report`).
         """
         front = self.pareto_front()
         obs = self._state.observations
@@ -325,7 +328,13 @@ class Campaign:
             "pareto_front": _json_rows(front),
             "pending_ids": [r.candidate_id for r in self._state.pending],
             "cancelled_ids": [r.candidate_id for r in self._state.cancelled],
+            "routes": self.prior_check(),
         }
+
+    def prior_check(self) -> list[dict[str, Any]]:
+        """Per synthesis route: designs tried, made, failed, and how well the virtual-lab
+        prior has matched the lab there (:func:`~poreml.optimize.prior_check.route_report`)."""
+        return route_report(self.observations, self._config.outcome_names)
 
     # -- ask ------------------------------------------------------------------------------------
     def ask(self, n: int | None = None) -> pd.DataFrame:

@@ -95,9 +95,11 @@ def progress_metrics(campaign: CampaignView) -> tuple[int, dict[str, float]]:
         objective thresholds), ``n_observations`` and ``best.<objective>`` (best measured
         value, in the objective's direction, among the observations that may sit on the
         observed front: made, every objective measured, outcome constraints met; absent
-        while there is none).
+        while there is none) and the prior check by route (``prior.<route>.tried``,
+        ``.misfit``, ``.feasibility_agreement``; :mod:`poreml.optimize.prior_check`).
     """
     from poreml.optimize.pareto import eligible_mask
+    from poreml.optimize.prior_check import prior_metrics, route_report
 
     observations = campaign.observations
     rounds = pd.to_numeric(observations["round"], errors="coerce").dropna()
@@ -117,6 +119,7 @@ def progress_metrics(campaign: CampaignView) -> tuple[int, dict[str, float]]:
             values = pd.to_numeric(eligible[objective.name], errors="coerce")
             best = values.max() if objective.direction == "maximize" else values.min()
             metrics[f"best.{objective.name}"] = float(best)
+    metrics.update(prior_metrics(route_report(observations, config.outcome_names)))
     return step, metrics
 
 

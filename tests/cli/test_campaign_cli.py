@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from poreml.cli.campaign import app
-from poreml.data.schema import DESIGN_COLUMNS, MEASURED_COLUMNS
+from poreml.data.schema import DESIGN_COLUMNS, MEASURED_COLUMNS, ROUTES
 from poreml.exceptions import CampaignError, ConfigError, ConflictError, DataValidationError
 from poreml.virtual_lab import VirtualLab
 
@@ -75,8 +75,11 @@ def test_scripted_lab_loop_with_suggest_observe_status_export(tmp_path: Path) ->
     for row in status["pareto_front"]:
         assert row["feasible"] is not False
         assert {"candidate_id", "tap_density_g_cm3", "expansion_pct"} <= set(row)
+    assert [r["route"] for r in status["routes"]] == list(ROUTES)
+    assert sum(r["tried"] for r in status["routes"]) == 12
     human = _ok(["status", str(directory)])
     assert "Pareto front" in human and "hypervolume" in human
+    assert "Physics prior by route" in human
     _ok(["export", str(directory), "--out", str(tmp_path / "export.csv")])
     exported = pd.read_csv(tmp_path / "export.csv")
     assert len(exported) == 12

@@ -202,6 +202,12 @@ def test_parent_run_has_one_hypervolume_point_per_round(store: Path, tmp_path: P
     assert history[1].value > history[0].value > 0
     counts = client.get_metric_history(parent, "n_observations")
     assert [(m.step, m.value) for m in counts] == [(1, 2.0), (2, 4.0)]
+    # the prior check by route is a series too: designs tried per route, round by round
+    last_tried = [
+        client.get_metric_history(parent, f"prior.{r['route']}.tried")[-1].value
+        for r in campaign.prior_check()
+    ]
+    assert sum(last_tried) == 4.0
     best = client.get_metric_history(parent, "best.tap_density_g_cm3")
     assert [(m.step, m.value) for m in best] == [(1, 1.0), (2, 1.4)]
     # the child runs keep their own metrics
