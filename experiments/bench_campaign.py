@@ -36,7 +36,8 @@ objective thresholds (TD 0.3 g/cm3, expansion 150 %).
 Outputs: one JSON per (task, strategy, seed) under ``experiments/results/campaign_runs/``
 (existing ones are reused, so an interrupted run resumes and several processes can share the
 work), then ``experiments/results/campaign_benchmark.json`` / ``.md`` (median scores at 24, 32 and
-48 evaluations, median wall time of one model-based ``suggest`` of 4) and
+48 evaluations, median wall time of one model-based ``suggest`` of 4 per strategy that records it:
+poreml, poreml-noprior and ax) and
 ``campaign_benchmark.png`` (median score against evaluations).
 
 Usage::
@@ -576,9 +577,21 @@ def _job(task: str, strategy: str, seed: int, budget: int, quick: bool) -> str:
 def aggregate(
     tasks: Sequence[str], strategies: Sequence[str], quick: bool, ref_log2: int
 ) -> dict[str, Any]:
-    """Median scores per (task, strategy, evaluations) and the suggest timing."""
-    out: dict[str, Any] = {"tasks": {}, "suggest_seconds": None, "runs": 0, "quick": quick}
-    suggest: list[float] = []
+    """Median scores per (task, strategy, evaluations) and the suggest timing.
+
+    ``suggest_seconds``: poreml's model-based suggests of 4 with <= 60 observations;
+    ``suggest_seconds_by_strategy``: the same for every strategy whose runs record them (and,
+    for Ax, how many of its batches each acquisition function proposed).
+    """
+    out: dict[str, Any] = {
+        "tasks": {},
+        "suggest_seconds": None,
+        "suggest_seconds_by_strategy": {},
+        "runs": 0,
+        "quick": quick,
+    }
+    suggest: dict[str, list[float]] = {}
+    acquisitions: dict[str, dict[str, int]] = {}
     for task in tasks:
         ref = reference(task, ref_log2)
         entry: dict[str, Any] = {
@@ -610,17 +623,25 @@ def aggregate(
                 ],
                 "median_wall_seconds": statistics.median(d["wall_seconds"] for d in data),
             }
-            if strategy == "poreml":
-                suggest += [
-                    s["seconds"] for d in data for s in d["suggest"] if s["n_observations"] <= 60
-                ]
+            calls = [s for d in data for s in d["suggest"] if s["n_observations"] <= 60]
+            suggest.setdefault(strategy, []).extend(s["seconds"] for s in calls)
+            for s in calls:
+                if s.get("acquisition"):
+                    counts = acquisitions.setdefault(strategy, {})
+                    counts[s["acquisition"]] = counts.get(s["acquisition"], 0) + 1
         out["tasks"][task] = entry
-    if suggest:
-        out["suggest_seconds"] = {
-            "median": statistics.median(suggest),
-            "max": max(suggest),
-            "n": len(suggest),
+    for strategy, seconds in suggest.items():
+        if not seconds:
+            continue
+        timing: dict[str, Any] = {
+            "median": statistics.median(seconds),
+            "max": max(seconds),
+            "n": len(seconds),
         }
+        if strategy in acquisitions:
+            timing["acquisition"] = acquisitions[strategy]
+        out["suggest_seconds_by_strategy"][strategy] = timing
+    out["suggest_seconds"] = out["suggest_seconds_by_strategy"].get("poreml")
     return out
 
 
@@ -661,8 +682,21 @@ def write_report(summary: dict[str, Any], strategies: Sequence[str]) -> None:
         "Wall time of one model-based `suggest` of 4 with <= 60 observations (poreml): "
         + (f"median {t['median']:.1f} s, max {t['max']:.1f} s over {t['n']} calls" if t else "n/a")
         + f" on this machine ({os.cpu_count()} CPUs, shared).",
-        "",
     ]
+    by_strategy = summary.get("suggest_seconds_by_strategy", {})
+    for strategy in strategies:
+        t = by_strategy.get(strategy)
+        if strategy == "poreml" or t is None:
+            continue
+        line = (
+            f"Same for {strategy}: median {t['median']:.1f} s, max {t['max']:.1f} s over "
+            f"{t['n']} calls"
+        )
+        if t.get("acquisition"):
+            line += " (" + ", ".join(f"{a} {n}" for a, n in sorted(t["acquisition"].items())) + ")"
+        lines.append("")
+        lines.append(line + ".")
+    lines.append("")
     (RESULTS / "campaign_benchmark.md").write_text("\n".join(lines))
     _plot(summary, strategies)
 
