@@ -1,4 +1,4 @@
-"""Benchmark of the campaign optimiser against Sobol and Optuna samplers on the virtual lab.
+"""Benchmark of the campaign optimiser against Sobol, Optuna samplers and Ax on the virtual lab.
 
 Problem: the contract's example campaign (``experiments/campaign_td_vs_buffering.toml``):
 maximise tap density, minimise particle expansion, subject to ICE >= 80 %, R500 >= 80 %,
@@ -16,7 +16,16 @@ constraint-respecting Sobol sequence, all 48 points), and Optuna's
 ``NSGAIISampler`` (population 8), ``TPESampler`` (multivariate, constant liar, 8 start-up
 trials) and ``GPSampler`` (8 start-up trials), all multi-objective with ``constraints_func``
 (outcome constraints, parameter constraint and synthesis failure as constraint values). Optuna
-proposes with the ask-and-tell interface, 4 trials per batch.
+proposes with the ask-and-tell interface, 4 trials per batch. ``ax``: Ax 1.3.1's ``Client``
+(optional, ``pip install -e '.[ax]'``; without it the ``ax`` jobs fail with that message and the
+others run): 8 Sobol points, then Ax's default modular BoTorch model (independent GPs per outcome,
+``qLogNoisyExpectedHypervolumeImprovement``, ``qLogProbabilityOfFeasibility`` while no observed
+point is feasible), 4 trials per ``get_next_trials``; the objective thresholds as Ax objective
+thresholds, the outcome constraints as Ax outcome constraints, synthesis failure as a
+``synthesis_ok >= 0.5`` outcome constraint. Ax's parameter constraints are linear only, so the
+parameter constraint (nonlinear) reaches Ax as its slack, an outcome constraint
+``parameter_slack_0 >= 0``; designs that break it count as ineligible in the score, as for every
+strategy (details in :func:`run_ax`).
 
 Score of a strategy after n evaluations: hypervolume of the NOISE-FREE values of the designs it
 chose (only successful syntheses meeting every constraint count) divided by the hypervolume of
@@ -27,14 +36,16 @@ objective thresholds (TD 0.3 g/cm3, expansion 150 %).
 Outputs: one JSON per (task, strategy, seed) under ``experiments/results/campaign_runs/``
 (existing ones are reused, so an interrupted run resumes and several processes can share the
 work), then ``experiments/results/campaign_benchmark.json`` / ``.md`` (median scores at 24, 32 and
-48 evaluations, median wall time of one model-based ``suggest`` of 4) and
+48 evaluations, median wall time of one model-based ``suggest`` of 4 per strategy that records it:
+poreml, poreml-noprior and ax) and
 ``campaign_benchmark.png`` (median score against evaluations).
 
 Usage::
 
-    python experiments/bench_campaign.py                 # full: 4 tasks x 5 strategies x 5 seeds
+    python experiments/bench_campaign.py                 # full: 4 tasks x 7 strategies x 5 seeds
     python experiments/bench_campaign.py --quick         # 2 tasks x 2 seeds, small reference
     python experiments/bench_campaign.py --jobs 2 --strategies poreml,sobol --seeds 0,1
+    python experiments/bench_campaign.py --strategies ax  # Ax alone (pip install -e '.[ax]')
     python experiments/bench_campaign.py --report-only   # aggregate what exists
 """
 
@@ -78,6 +89,7 @@ STRATEGIES: tuple[str, ...] = (
     "optuna-nsga2",
     "optuna-tpe",
     "optuna-gp",
+    "ax",
 )
 CHECKPOINTS: tuple[int, ...] = (24, 32, 48)
 INITIAL = 8
@@ -310,6 +322,196 @@ def run_optuna(task: str, seed: int, budget: int, sampler_name: str) -> dict:
     return {"designs": pd.concat(designs, ignore_index=True), "suggest": []}
 
 
+SYNTHESIS_METRIC = "synthesis_ok"
+
+
+def _import_ax() -> Any:
+    """Import Ax's ``Client`` API with Ax's logging at warnings and errors only.
+
+    Ax logs every generated and completed trial (and its SQL storage set-up, at import) at
+    INFO through a stream handler on its root logger; its module loggers carry their own INFO
+    level, so the level goes on that handler (``set_stderr_log_level``), and INFO records are
+    held back while the package imports. The warning that a call generated fewer trials than
+    asked is dropped: :func:`run_ax` asks again for the rest and warns itself if it cannot.
+    """
+    import logging
+
+    previous = logging.root.manager.disable
+    logging.disable(logging.INFO)
+    try:
+        import ax
+        from ax.utils.common.logger import set_stderr_log_level
+    except ImportError as exc:
+        raise RuntimeError(
+            "the 'ax' strategy needs Ax (ax-platform 1.3.1): pip install -e '.[ax]'"
+        ) from exc
+    finally:
+        logging.disable(previous)
+    set_stderr_log_level(logging.WARNING)
+
+    class _TopUp(logging.Filter):  # the short first model batch that run_ax fills up
+        def filter(self, record: logging.LogRecord) -> bool:
+            return "could be generated" not in record.getMessage()
+
+    client_logger = logging.getLogger("ax.api.client")
+    if not any(isinstance(f, _TopUp) for f in client_logger.filters):
+        client_logger.addFilter(_TopUp())
+    return ax
+
+
+def run_ax(task: str, seed: int, budget: int) -> dict:
+    """Ax's ``Client``: 8 Sobol points, then its modular BoTorch model, batches of 4.
+
+    Configured as a careful Ax user would, from the same campaign config as every peer:
+
+    * the six continuous parameters as ``RangeParameterConfig`` (log scaling where poreml's
+      parameter is log-scaled), ``route`` as an unordered ``ChoiceParameterConfig``; fixed
+      design columns are not Ax parameters and are added to each design;
+    * ``configure_optimization``: maximise tap density, minimise expansion; the objective
+      thresholds (the score's reference point) given as constraints on the objectives, which the
+      Client turns into Ax objective thresholds; the ICE, retention and capacity constraints;
+    * ``configure_generation_strategy``: method ``"fast"`` (Ax's default: the modular BoTorch
+      model with its default GP; ``"quality"``, a fully Bayesian SAAS GP, takes minutes per
+      batch on this machine), ``initialization_budget=8`` Sobol points seeded with ``seed`` and
+      no centre point (so the start matches the other strategies'); ``random_seed=seed`` on the
+      Client. Ax picks the acquisition per batch: ``qLogProbabilityOfFeasibility`` while no
+      observed point meets every constraint and both thresholds, then
+      ``qLogNoisyExpectedHypervolumeImprovement``; the class used for each batch is recorded
+      in ``suggest``.
+
+    Failed syntheses: a ``synthesis_ok`` metric (1 made, 0 failed) with the outcome constraint
+    ``synthesis_ok >= 0.5``, and every measured metric reported for every trial. Marking the
+    trial failed (``mark_trial_failed``) would throw the failure away: Ax models nothing from
+    a FAILED trial and may propose the same region again. As a metric, a GP learns where the
+    routes fail and the constraint steers the acquisition away. The lab measures what the route
+    made (the design clipped to the route's window), and those values are reported too:
+    leaving them out makes the trial partial, and Ax counts a trial as observed only when every
+    metric of the optimisation config has data, so the switch from Sobol to the model stalls
+    (``DataRequiredError``) when fewer than 4 of the 8 Sobol designs succeed (about 2 runs in
+    3 at the lab's 36 % success rate), and its feasibility check drops partial trials. The
+    Optuna samplers get the same values.
+
+    The parameter constraint ``porosity * (1 - closed_pore_fraction) <= 0.6`` is nonlinear and
+    Ax's parameter constraints are linear only, so Ax may propose designs that break it. Its
+    slack (``0.6 - porosity * (1 - closed_pore_fraction)``) is reported as a metric with the
+    outcome constraint ``parameter_slack_0 >= 0`` so the model learns to stay inside. A design
+    that breaks it is still measured (the lab does not know the campaign's constraint) and the
+    score counts it as ineligible (``eligible_values`` uses ``space.contains``), as for the
+    Optuna samplers. The slack is exact but goes without an SEM, like every other metric: an
+    SEM of 0 is raised to 1e-6 by GPyTorch with a warning, and one metric with an SEM among
+    metrics without splits Ax's batched multi-output GP into a slower ``ModelListGP``.
+    (Rewriting the space in open and closed porosity would make the constraint linear, but
+    would give Ax other parameters and another Sobol start than every other strategy.)
+    """
+    ax = _import_ax()
+    from poreml.design.parameters import CategoricalParameter, ContinuousParameter
+
+    cfg = _config()
+    space = cfg.search_space()
+    lab = _lab(task)
+
+    ax_params: list[Any] = []
+    for p in space.parameters:
+        if isinstance(p, ContinuousParameter):
+            ax_params.append(
+                ax.RangeParameterConfig(
+                    name=p.name,
+                    bounds=(float(p.bounds[0]), float(p.bounds[1])),
+                    parameter_type="float",
+                    scaling="log" if p.scale == "log" else "linear",
+                )
+            )
+        elif isinstance(p, CategoricalParameter) and len(p.values) > 1:
+            ax_params.append(
+                ax.ChoiceParameterConfig(
+                    name=p.name,
+                    values=list(p.values),
+                    parameter_type="str",
+                    is_ordered=False,
+                )
+            )
+    fixed = space.fixed_values
+    slack_names = [f"parameter_slack_{i}" for i in range(len(cfg.parameter_constraints))]
+
+    client = ax.Client(random_seed=seed)
+    client.configure_experiment(parameters=ax_params, name=f"poreml-{task}-seed{seed}")
+    objective = ", ".join(
+        ("" if o.direction == "maximize" else "-") + o.name for o in cfg.objectives
+    )
+    thresholds = [
+        f"{o.name} {'>=' if o.direction == 'maximize' else '<='} {o.threshold}"
+        for o in cfg.objectives
+    ]
+    constraints = [f"{c.name} {c.op} {c.bound}" for c in cfg.outcome_constraints]
+    constraints += [f"{SYNTHESIS_METRIC} >= 0.5", *(f"{n} >= 0" for n in slack_names)]
+    client.configure_optimization(objective=objective, outcome_constraints=thresholds + constraints)
+    client.configure_generation_strategy(
+        method="fast",
+        initialization_budget=INITIAL,
+        initialization_random_seed=seed,
+        initialize_with_center=False,
+    )
+
+    measured = [o.name for o in cfg.objectives] + [c.name for c in cfg.outcome_constraints]
+    designs: list[pd.DataFrame] = []
+    suggest_s: list[dict[str, Any]] = []
+    n_obs = 0
+    k = 0
+    while n_obs < budget:
+        k += 1
+        want = min(BATCH, budget - n_obs)
+        t0 = time.perf_counter()
+        trials = client.get_next_trials(max_trials=want)
+        node = _ax_node(client, trials)
+        # The first call after the Sobol points stops at one trial: Ax caps the number of
+        # trials by the limit of the node it is leaving (the spent Sobol budget) before it
+        # switches to the model. Asking again for the rest fills the batch, the trials already
+        # generated counting as pending.
+        while 0 < len(trials) < want:
+            more = client.get_next_trials(max_trials=want - len(trials))
+            if not more:
+                break
+            trials.update(more)
+        dt = time.perf_counter() - t0
+        if len(trials) < want:
+            warnings.warn(f"Ax proposed {len(trials)} of {want} trials in round {k}", stacklevel=1)
+        if not trials:
+            break
+        if node["node"] != "Sobol":
+            suggest_s.append({"n_observations": n_obs, "seconds": dt, **node})
+        rows = [{**fixed, **params} for params in trials.values()]
+        batch = pd.DataFrame(rows)[list(_design_columns())]
+        batch.insert(0, "candidate_id", [f"T{i:04d}" for i in trials])
+        res = lab.measure(batch, seed=_noise_seed(seed, k))
+        slack = space.evaluate_constraints(space.to_tensor(batch))  # (n, c), >= 0 feasible
+        for j, (index, (_, r)) in enumerate(zip(trials, res.iterrows(), strict=True)):
+            raw: dict[str, Any] = {name: float(r[name]) for name in measured}
+            raw[SYNTHESIS_METRIC] = 1.0 if bool(r["feasible"]) else 0.0
+            raw.update({n: float(slack[j, i]) for i, n in enumerate(slack_names)})
+            client.complete_trial(trial_index=index, raw_data=raw)
+        n_obs += len(trials)
+        designs.append(batch[list(_design_columns())])
+    return {"designs": pd.concat(designs, ignore_index=True), "suggest": suggest_s}
+
+
+def _ax_node(client: Any, trials: dict[int, Any]) -> dict[str, str]:
+    """Generation node, acquisition class and surrogate model Ax used for a batch.
+
+    Read from Ax internals (the batch's generator run, the fitted adapter of the current
+    node), so a field that is not there is recorded as an empty string instead of failing.
+    """
+    info = {"node": "", "acquisition": "", "model": ""}
+    try:
+        gr = client._experiment.trials[next(iter(trials))].generator_runs[0]
+        info["node"] = str(gr._generation_node_name or "")
+        generator = client._generation_strategy.adapter.generator
+        info["acquisition"] = generator.botorch_acqf_class.__name__
+        info["model"] = type(generator.surrogate.model).__name__
+    except Exception:  # Sobol nodes have no acquisition; internals may move
+        pass
+    return info
+
+
 def run_one(task: str, strategy: str, seed: int, budget: int, quick: bool) -> dict[str, Any]:
     """Run one (task, strategy, seed) and score it; the result is a JSON-ready dict."""
     import torch
@@ -325,6 +527,8 @@ def run_one(task: str, strategy: str, seed: int, budget: int, quick: bool) -> di
             quick=quick,
             feasibility_prior="none" if strategy == "poreml-noprior" else "physics",
         )
+    elif strategy == "ax":
+        out = run_ax(task, seed, budget)
     else:
         out = run_optuna(task, seed, budget, strategy)
     designs = out["designs"].iloc[:budget].reset_index(drop=True)
@@ -373,9 +577,21 @@ def _job(task: str, strategy: str, seed: int, budget: int, quick: bool) -> str:
 def aggregate(
     tasks: Sequence[str], strategies: Sequence[str], quick: bool, ref_log2: int
 ) -> dict[str, Any]:
-    """Median scores per (task, strategy, evaluations) and the suggest timing."""
-    out: dict[str, Any] = {"tasks": {}, "suggest_seconds": None, "runs": 0, "quick": quick}
-    suggest: list[float] = []
+    """Median scores per (task, strategy, evaluations) and the suggest timing.
+
+    ``suggest_seconds``: poreml's model-based suggests of 4 with <= 60 observations;
+    ``suggest_seconds_by_strategy``: the same for every strategy whose runs record them (and,
+    for Ax, how many of its batches each acquisition function proposed).
+    """
+    out: dict[str, Any] = {
+        "tasks": {},
+        "suggest_seconds": None,
+        "suggest_seconds_by_strategy": {},
+        "runs": 0,
+        "quick": quick,
+    }
+    suggest: dict[str, list[float]] = {}
+    acquisitions: dict[str, dict[str, int]] = {}
     for task in tasks:
         ref = reference(task, ref_log2)
         entry: dict[str, Any] = {
@@ -407,17 +623,25 @@ def aggregate(
                 ],
                 "median_wall_seconds": statistics.median(d["wall_seconds"] for d in data),
             }
-            if strategy == "poreml":
-                suggest += [
-                    s["seconds"] for d in data for s in d["suggest"] if s["n_observations"] <= 60
-                ]
+            calls = [s for d in data for s in d["suggest"] if s["n_observations"] <= 60]
+            suggest.setdefault(strategy, []).extend(s["seconds"] for s in calls)
+            for s in calls:
+                if s.get("acquisition"):
+                    counts = acquisitions.setdefault(strategy, {})
+                    counts[s["acquisition"]] = counts.get(s["acquisition"], 0) + 1
         out["tasks"][task] = entry
-    if suggest:
-        out["suggest_seconds"] = {
-            "median": statistics.median(suggest),
-            "max": max(suggest),
-            "n": len(suggest),
+    for strategy, seconds in suggest.items():
+        if not seconds:
+            continue
+        timing: dict[str, Any] = {
+            "median": statistics.median(seconds),
+            "max": max(seconds),
+            "n": len(seconds),
         }
+        if strategy in acquisitions:
+            timing["acquisition"] = acquisitions[strategy]
+        out["suggest_seconds_by_strategy"][strategy] = timing
+    out["suggest_seconds"] = out["suggest_seconds_by_strategy"].get("poreml")
     return out
 
 
@@ -458,8 +682,21 @@ def write_report(summary: dict[str, Any], strategies: Sequence[str]) -> None:
         "Wall time of one model-based `suggest` of 4 with <= 60 observations (poreml): "
         + (f"median {t['median']:.1f} s, max {t['max']:.1f} s over {t['n']} calls" if t else "n/a")
         + f" on this machine ({os.cpu_count()} CPUs, shared).",
-        "",
     ]
+    by_strategy = summary.get("suggest_seconds_by_strategy", {})
+    for strategy in strategies:
+        t = by_strategy.get(strategy)
+        if strategy == "poreml" or t is None:
+            continue
+        line = (
+            f"Same for {strategy}: median {t['median']:.1f} s, max {t['max']:.1f} s over "
+            f"{t['n']} calls"
+        )
+        if t.get("acquisition"):
+            line += " (" + ", ".join(f"{a} {n}" for a, n in sorted(t["acquisition"].items())) + ")"
+        lines.append("")
+        lines.append(line + ".")
+    lines.append("")
     (RESULTS / "campaign_benchmark.md").write_text("\n".join(lines))
     _plot(summary, strategies)
 
