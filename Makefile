@@ -54,9 +54,11 @@ bench-surrogates: $(STAMP)
 	$(BIN)/python experiments/bench_surrogates.py
 
 bench-api: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python experiments/bench_api.py
 
 bench-campaign: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[ax]"
 	$(BIN)/python experiments/bench_campaign.py
 
 bench-characterised: $(STAMP)
