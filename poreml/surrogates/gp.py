@@ -299,7 +299,7 @@ class GPSurrogate(Surrogate):
         }
         inputs["route"] = features.design["route"]
         params = _lab_params(self.scenario, self.instance_seed)
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() or features.z.device.type != "cpu":
             out = simulate(inputs, params)
             values = torch.stack([out[t] for t in self.targets_], dim=-1)
         else:  # the same equations on numpy: a fraction of torch's per-operation cost
@@ -405,7 +405,7 @@ class GPSurrogate(Surrogate):
     def _predict_moments(
         self, features: Features, observation_noise: bool
     ) -> tuple[Tensor, Tensor]:
-        if torch.is_grad_enabled() or not _FAST_PATH.get():
+        if torch.is_grad_enabled() or not _FAST_PATH.get() or features.z.device.type != "cpu":
             return self._reference_moments(features, observation_noise)
         caches = self._posterior_caches()
         n = features.z.shape[0]
