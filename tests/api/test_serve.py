@@ -13,6 +13,7 @@ import pytest
 
 from poreml.api.local import SERVE_COMMAND, child_pids, free_port, local_server
 from poreml.cli.serve import worker_environment
+from poreml.exceptions import ConfigError
 
 pytestmark = pytest.mark.slow
 
@@ -66,27 +67,41 @@ def test_serve_without_a_model_exits_2_with_a_message(tmp_path: Path) -> None:
 def test_workers_each_serve_the_checked_model_and_stop_with_the_server(model_dir: Path) -> None:
     env = clean_env(POREML_MODEL_DIR=str(model_dir))
     with local_server(["--workers", "2", "--no-access-log"], env=env) as s:
-        workers = child_pids(s.process.pid)
         deadline = time.monotonic() + 60
+        workers = _workers(s.process.pid)
         while len(workers) < 2 and time.monotonic() < deadline:  # both up, not just one
             time.sleep(0.2)
-            workers = child_pids(s.process.pid)
-        assert len(workers) >= 2, workers
+            workers = _workers(s.process.pid)
+        assert len(workers) == 2, workers
         body = {"candidates": [{"candidate_id": "a", "porosity": 0.4}]}
         answers = [httpx.post(f"{s.url}/v1/predict", json=body, timeout=60) for _ in range(8)]
         assert {a.status_code for a in answers} == {200}
         # every worker loaded the same model: identical answers whichever process replied
         assert len({a.text for a in answers}) == 1
         assert httpx.get(f"{s.url}/v1/model", timeout=10).json()["version"] == "test-1"
-    for pid in workers:  # the server's stop ended its workers
-        assert not Path(f"/proc/{pid}").exists() or "zombie" in _state(pid)
+    # the server's stop ended its workers (the supervisor waits for them)
+    assert not [pid for pid in workers if _alive(pid)]
 
 
-def _state(pid: int) -> str:
+def _workers(pid: int) -> list[int]:
+    """The worker processes of a ``poreml serve --workers`` (not multiprocessing's tracker)."""
+    found = []
+    for child in child_pids(pid):
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"spawn_main" in cmdline:
+            found.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
     try:
-        return Path(f"/proc/{pid}/status").read_text().lower()
+        state = Path(f"/proc/{pid}/status").read_text()
     except OSError:
-        return "zombie"
+        return False
+    return "zombie" not in state.lower()
 
 
 def test_workers_get_the_folder_absolute_or_the_pinned_registry_version(tmp_path: Path) -> None:
@@ -95,3 +110,23 @@ def test_workers_get_the_folder_absolute_or_the_pinned_registry_version(tmp_path
     assert pinned == {"POREML_MODEL_URI": "models:/poreml-surrogate/7"}
     folder = worker_environment(None, {"source": "x"}, Path("models/champion"))
     assert folder == {"POREML_MODEL_DIR": str(Path("models/champion").resolve())}
+
+
+def test_the_workers_socket_is_tcp_so_keep_alive_answers_skip_nagle() -> None:
+    import socket
+
+    from poreml.cli.serve import tcp_socket
+
+    sock = tcp_socket("127.0.0.1", 0)
+    try:
+        # asyncio turns Nagle off (TCP_NODELAY) only on connections of an IPPROTO_TCP socket
+        assert (sock.family, sock.type, sock.proto) == (
+            socket.AF_INET,
+            socket.SOCK_STREAM,
+            socket.IPPROTO_TCP,
+        )
+        sock.listen()
+        with pytest.raises(ConfigError, match=r"cannot listen on 127\.0\.0\.1"):
+            tcp_socket("127.0.0.1", sock.getsockname()[1]).close()
+    finally:
+        sock.close()
