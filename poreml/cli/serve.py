@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -154,7 +155,7 @@ def tcp_socket(host: str, port: int) -> socket.socket:
 
 
 def worker_environment(
-    model_uri: str | None, info: dict[str, Any] | Any, model_dir: Path
+    model_uri: str | None, info: Mapping[str, Any], model_dir: Path
 ) -> dict[str, str]:
     """The settings that make every worker load the model the command checked.
 
