@@ -738,6 +738,10 @@ def verdicts(res: dict[str, Any]) -> list[tuple[str, bool]]:
                 a["load"]["non_200"] == 0 and a["load"]["transport_errors"] == 0,
             ),
             ("API fuzz: 0 responses >= 500", a["fuzz"]["responses_5xx"] == 0),
+            (
+                f"API fuzz: all {a['fuzz']['target_cases']} cases asked were run",
+                a["fuzz"]["cases"] >= a["fuzz"]["target_cases"],
+            ),
         ]
     return out
 
@@ -748,8 +752,18 @@ def write_report(res: dict[str, Any]) -> None:
     lines = [
         "# Reliability: observations kept under kills, concurrency, outages and load",
         "",
-        f"Command: `{res['command']}`  ",
-        f"Date: {res['date']}; {res['machine']}; total {res['seconds']:.0f} s.",
+        *(
+            [
+                f"Run {i}: `{r['command']}` — {r['date']}; {r['machine']}; {r['seconds']:.0f} s; "
+                f"sections: {', '.join(r['sections'])}.  "
+                for i, r in enumerate(res["runs"], start=1)
+            ]
+            if res.get("runs")
+            else [
+                f"Command: `{res['command']}`  ",
+                f"Date: {res['date']}; {res['machine']}; total {res['seconds']:.0f} s.",
+            ]
+        ),
         "",
         "## Verdicts",
         "",
@@ -883,6 +897,32 @@ def write_report(res: dict[str, Any]) -> None:
     (RESULTS / "reliability.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+SECTIONS = ("kills", "concurrency", "outage", "api")
+"""The measured parts of a results JSON, each from one run."""
+
+
+def merged(earlier: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
+    """``now`` with every section it did not measure taken from ``earlier`` (one report).
+
+    The result lists both runs under ``runs`` (command, date, machine, seconds, sections).
+    """
+    out = dict(now)
+    runs = earlier.get("runs") or [
+        {k: earlier[k] for k in ("command", "date", "machine", "seconds")}
+        | {"sections": [k for k in SECTIONS if earlier.get(k)]}
+    ]
+    taken = [k for k in SECTIONS if now.get(k)]
+    for key in SECTIONS:
+        if not now.get(key) and earlier.get(key):
+            out[key] = earlier[key]
+    runs = [r | {"sections": [k for k in r["sections"] if k not in taken]} for r in runs]
+    out["runs"] = [r for r in runs if r["sections"]] + [
+        {k: now[k] for k in ("command", "date", "machine", "seconds")} | {"sections": taken}
+    ]
+    out["seconds"] = round(sum(r["seconds"] for r in out["runs"]), 1)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--short", action="store_true", help="5 kills, 10 s load, 500 cases")
@@ -891,18 +931,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", type=int, help="schemathesis cases (default 10000)")
     parser.add_argument("--stores", default="folder,postgresql", help="folder,postgresql")
     parser.add_argument("--skip-api", action="store_true", help="no API load / fuzzing")
+    parser.add_argument(
+        "--fuzz-time-cap", type=float, default=3600.0, help="most seconds of fuzzing"
+    )
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        help="results JSON of an earlier run: the sections this run does not measure are "
+        "taken from it (e.g. --stores none with the API part redone)",
+    )
     parser.add_argument("--pg-port", type=int, default=PG_PORT)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     kills = args.kills or (5 if args.short else 100)
     duration = args.duration or (10.0 if args.short else 60.0)
     cases = args.cases or (500 if args.short else 10_000)
-    stores = [s.strip() for s in args.stores.split(",") if s.strip()]
+    stores = [s.strip() for s in args.stores.split(",") if s.strip() not in ("", "none")]
 
     started = time.perf_counter()
     res: dict[str, Any] = {
-        "command": "python experiments/reliability.py "
-        + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": " ".join(
+            ["python experiments/reliability.py", *(sys.argv[1:] if argv is None else argv)]
+        ),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
         f"load {os.getloadavg()[0]:.1f}",
@@ -937,13 +987,15 @@ def main(argv: list[str] | None = None) -> int:
             with served(env, work / "serve.log") as url:
                 load_res = load(url, duration, 32, 200_000, args.seed)
                 print(f"[{time.perf_counter() - started:6.0f} s] API: {cases} fuzz cases")
-                fuzz_res = fuzz(url, cases, 1800.0, args.seed)
+                fuzz_res = fuzz(url, cases, args.fuzz_time_cap, args.seed)
             res["api"] = {"load": load_res, "fuzz": fuzz_res}
     finally:
         if pg is not None:
             pg.destroy()
         shutil.rmtree(work, ignore_errors=True)
     res["seconds"] = round(time.perf_counter() - started, 1)
+    if args.merge is not None:
+        res = merged(json.loads(args.merge.read_text(encoding="utf-8")), res)
     res["verdicts"] = {name: ok for name, ok in verdicts(res)}
     write_report(res)
     failed = [name for name, ok in verdicts(res) if not ok]
