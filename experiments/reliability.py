@@ -166,6 +166,19 @@ def stop(proc: subprocess.Popen[Any]) -> None:
         proc.communicate(timeout=30)
 
 
+def wait_all(procs: list[subprocess.Popen[str]]) -> list[int | None]:
+    """Exit codes of processes started together (each bounded); every one is stopped after."""
+    codes: list[int | None] = []
+    try:
+        for proc in procs:
+            proc.wait(timeout=COMMAND_TIMEOUT)
+            codes.append(proc.returncode)
+    finally:
+        for proc in procs:
+            stop(proc)
+    return codes
+
+
 def measure(env: dict[str, str], infile: Path, out: Path, seed: int) -> pd.DataFrame:
     """``poreml lab measure`` (noisy, seeded): the virtual lab's results for ``infile``."""
     subprocess.run(
@@ -471,28 +484,14 @@ def concurrency(cli: Cli, target: str, work: Path, seed: int) -> dict[str, Any]:
         measured.iloc[k * 25 : (k + 1) * 25].to_csv(path, index=False)
         files.append(path)
     procs = [cli.popen("observe", target, str(p)) for p in files]
-    codes = []
-    try:
-        for proc in procs:
-            proc.wait(timeout=COMMAND_TIMEOUT)
-            codes.append(proc.returncode)
-    finally:
-        for proc in procs:
-            stop(proc)
+    codes = wait_all(procs)
     exported = cli.export(target, work / "export.csv")
     ids = exported["candidate_id"].astype(str)
     sent = set(measured["candidate_id"].astype(str))
 
     outs = [work / f"suggest-{k}.csv" for k in range(4)]
     procs = [cli.popen("suggest", target, "--batch", "2", "--out", str(o)) for o in outs]
-    s_codes = []
-    try:
-        for proc in procs:
-            proc.wait(timeout=COMMAND_TIMEOUT)
-            s_codes.append(proc.returncode)
-    finally:
-        for proc in procs:
-            stop(proc)
+    s_codes = wait_all(procs)
     frames = [pd.read_csv(o) for o in outs if o.is_file()]
     handed = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     design_cols = [c for c in handed.columns if c != "candidate_id" and not c.startswith("pred")]

@@ -32,7 +32,6 @@ encoded tensors to design tensors.
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +53,7 @@ from torch import Tensor
 from poreml.data.schema import DESIGN_COLUMNS
 from poreml.design.search_space import SearchSpace
 from poreml.exceptions import OptimizationError
+from poreml.optimize.prior_check import outcome_spread
 from poreml.surrogates.base import TARGETS
 from poreml.surrogates.botorch_adapter import SurrogateModel, UnbatchedModel
 from poreml.surrogates.registry import make
@@ -404,7 +404,7 @@ def fit_campaign_model(
         order.append(FEASIBLE_OUTPUT)
         sources[FEASIBLE_OUTPUT] = "feasibility-gp"
         feas_index = len(order) - 1
-    scales = tuple(_spread(train, n) if n != FEASIBLE_OUTPUT else 0.25 for n in order)
+    scales = tuple(outcome_spread(train, n) if n != FEASIBLE_OUTPUT else 0.25 for n in order)
     fitted = CampaignModel(
         model=models[0] if len(models) == 1 else ModelList(*models),
         outcome_names=tuple(order),
@@ -414,14 +414,6 @@ def fit_campaign_model(
     )
     fitted.diagnostics = _diagnostics(fitted, train, space, outcomes)
     return fitted
-
-
-def _spread(train: pd.DataFrame, name: str) -> float:
-    if name not in train.columns:
-        return 1.0
-    vals = pd.to_numeric(train[name], errors="coerce").dropna().to_numpy(dtype=float)
-    sd = float(np.std(vals)) if len(vals) > 1 else 0.0
-    return sd if sd > 0 and math.isfinite(sd) else max(abs(float(np.mean(vals))), 1.0)
 
 
 def _diagnostics(

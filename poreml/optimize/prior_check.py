@@ -32,7 +32,7 @@ import pandas as pd
 
 from poreml.data.schema import DESIGN_COLUMNS, ROUTES
 
-__all__ = ["FAIR", "GOOD", "prior_metrics", "route_report"]
+__all__ = ["FAIR", "GOOD", "outcome_spread", "prior_metrics", "route_report"]
 
 GOOD = 0.5
 """Median misfit below which a route's prior counts as ``"good"``."""
@@ -60,7 +60,7 @@ def route_report(observations: pd.DataFrame, outcomes: Sequence[str]) -> list[di
     prior = simulate({c: designs[c].to_numpy() for c in DESIGN_COLUMNS})
     failed = observations["feasible"].map(lambda v: v is False or v is np.False_).to_numpy(bool)
     made = ~failed
-    spreads = {o: _spread(observations.loc[made], o) for o in outcomes}
+    spreads = {o: outcome_spread(observations.loc[made], o) for o in outcomes}
     report = []
     for route in ROUTES:
         rows = (observations["route"] == route).to_numpy()
@@ -134,10 +134,12 @@ def _verdict(misfit: float | None) -> str:
     return "good" if misfit < GOOD else "fair" if misfit < FAIR else "poor"
 
 
-def _spread(made: pd.DataFrame, name: str) -> float:
-    """Standard deviation of an outcome over the made observations (1 when undefined)."""
-    if name not in made.columns:
+def outcome_spread(frame: pd.DataFrame, name: str) -> float:
+    """Standard deviation of an outcome's measured values in ``frame``; when it is zero or
+    undefined, the magnitude of their mean (at least 1). Also the campaign model's constraint
+    scale (:func:`poreml.optimize.models.fit_campaign_model`)."""
+    if name not in frame.columns:
         return 1.0
-    values = pd.to_numeric(made[name], errors="coerce").dropna().to_numpy(float)
+    values = pd.to_numeric(frame[name], errors="coerce").dropna().to_numpy(float)
     sd = float(np.std(values)) if values.size > 1 else 0.0
     return sd if sd > 0 and math.isfinite(sd) else max(abs(float(np.mean(values))), 1.0)
