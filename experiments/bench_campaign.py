@@ -4,10 +4,14 @@ Problem: the contract's example campaign (``experiments/campaign_td_vs_buffering
 maximise tap density, minimise particle expansion, subject to ICE >= 80 %, R500 >= 80 %,
 Q_rev >= 1000 mAh/g, porosity * (1 - closed_pore_fraction) <= 0.6 and a successful synthesis.
 
-Tasks: the virtual lab's ``baseline`` scenario with the default constants and with randomised
-constants (instance seeds 1, 2, 3; spec section 7). Each strategy gets the same budget: 8 initial
-points then 10 batches of 4 (48 evaluations), noisy measurements (the lab's noise seed depends on
-task seed and round only, so every strategy sees the same noise stream).
+Tasks (:mod:`benchmark_tasks`): the virtual lab's ``baseline`` scenario with the default
+constants and with randomised constants (instance seeds 1, 2, 3; spec section 7), and four labs
+whose truth departs from the campaign's physics prior on purpose: ``wide-7`` and ``wide-11``
+(instances of a randomisation three times wider than the spec's), ``route-shift`` (the route
+the prior ranks last becomes the best) and ``carbon-fatigue`` (a retention threshold the spec
+does not have). Each strategy gets the same budget: 8 initial points then 10 batches of 4
+(48 evaluations), noisy measurements (the lab's noise seed depends on seed and round only,
+so every strategy sees the same noise stream).
 
 Strategies: ``poreml`` (the campaign with its default settings: physics-informed GP,
 qLogNEHVI, feasibility model with the route-window prior), ``poreml-noprior`` (ablation: the
@@ -42,7 +46,7 @@ poreml, poreml-noprior and ax) and
 
 Usage::
 
-    python experiments/bench_campaign.py                 # full: 4 tasks x 7 strategies x 5 seeds
+    python experiments/bench_campaign.py                 # full: 8 tasks x 7 strategies x 5 seeds
     python experiments/bench_campaign.py --quick         # 2 tasks x 2 seeds, small reference
     python experiments/bench_campaign.py --jobs 2 --strategies poreml,sobol --seeds 0,1
     python experiments/bench_campaign.py --strategies ax  # Ax alone (pip install -e '.[ax]')
@@ -71,17 +75,15 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import benchmark_tasks  # noqa: E402  (beside this script)
 
 CONFIG = ROOT / "experiments" / "campaign_td_vs_buffering.toml"
 RESULTS = ROOT / "experiments" / "results"
 RUNS = RESULTS / "campaign_runs"
 
-TASKS: dict[str, int | None] = {
-    "baseline": None,
-    "instance-1": 1,
-    "instance-2": 2,
-    "instance-3": 3,
-}
+TASKS: tuple[str, ...] = tuple(benchmark_tasks.TASKS)
 STRATEGIES: tuple[str, ...] = (
     "poreml",
     "poreml-noprior",
@@ -105,10 +107,8 @@ def _config() -> Any:
     return CampaignConfig.from_toml(CONFIG)
 
 
-def _lab(task: str) -> Any:
-    from poreml.virtual_lab import VirtualLab
-
-    return VirtualLab("baseline", TASKS[task])
+def _lab(task: str) -> benchmark_tasks.TaskLab:
+    return benchmark_tasks.task_lab(task)
 
 
 def eligible_values(designs: pd.DataFrame, task: str) -> tuple[np.ndarray, np.ndarray]:
@@ -161,11 +161,10 @@ def reference(task: str, log2_n: int) -> dict[str, Any]:
     import torch
 
     from poreml.design.pareto import pareto_mask
-    from poreml.virtual_lab.physics import simulate
 
     cfg = _config()
     space = cfg.search_space()
-    params = _lab(task).params
+    lab = _lab(task)
     engine = torch.quasirandom.SobolEngine(space.dim, scramble=True, seed=12345)
     n_total, chunk = 2**log2_n, 2**16
     signs = np.array([o.sign for o in cfg.objectives])
@@ -182,7 +181,7 @@ def reference(task: str, log2_n: int) -> dict[str, Any]:
         U = U[(space.evaluate_constraints(U) >= 0).all(dim=-1)]
         values = {name: v.numpy() for name, v in space.decode(U).items()}
         values["route"] = values["route"].astype(int)
-        out = simulate(values, params)
+        out = lab.simulate(values)
         ok = np.asarray(out["feasible"], dtype=bool)
         for c in cfg.outcome_constraints:
             ok &= np.asarray(c.is_satisfied(np.asarray(out[c.name])), dtype=bool)
@@ -196,7 +195,7 @@ def reference(task: str, log2_n: int) -> dict[str, Any]:
         front_X = [x for x, m in zip(allX, mask, strict=True) if m]
     result = {
         "task": task,
-        "instance_seed": TASKS[task],
+        **benchmark_tasks.describe(task),
         "n_designs": n_total,
         "n_kept": kept,
         "front_size": len(front_Y),
