@@ -18,7 +18,8 @@ lab_params()``). The benchmark tasks are labs built from the same virtual lab:
   more Li;
 * ``carbon-fatigue``: a physical effect the spec does not have, switched on in the truth:
   carbon frameworks too lean to hold their Si crack over hundreds of cycles, so retention falls
-  by up to 25 points below ~60 wt % carbon (a smooth threshold 2 wt % wide). The prior's
+  by up to 28 % of itself (~25 points) below ~60 wt % carbon (a smooth threshold 2 wt %
+  wide). The prior's
   front sits at 45-72 wt % carbon: a quarter of its designs miss the retention constraint in
   this lab, and of the designs that meet every constraint in the prior's lab, 15 % still do.
 
@@ -176,16 +177,16 @@ def _route_shift() -> LabParams:
 
 FATIGUE_CARBON_WT_PCT = 60.0
 FATIGUE_WIDTH_WT_PCT = 2.0
-FATIGUE_LOSS_PCT = 25.0
+FATIGUE_LOSS = 0.28
 
 
 def carbon_fatigue(values: Arrays, measured: Arrays) -> dict[str, np.ndarray]:
-    """Carbon frameworks too lean to hold their Si crack over hundreds of cycles: retention
-    falls by up to :data:`FATIGUE_LOSS_PCT` points below about :data:`FATIGUE_CARBON_WT_PCT`
-    wt % carbon (module doc)."""
+    """Carbon frameworks too lean to hold their Si crack over hundreds of cycles: below about
+    :data:`FATIGUE_CARBON_WT_PCT` wt % carbon the retained capacity loses up to
+    :data:`FATIGUE_LOSS` of itself (module doc)."""
     c = np.asarray(values["carbon_wt_pct"], dtype=float)
-    loss = FATIGUE_LOSS_PCT / (1.0 + np.exp(-(FATIGUE_CARBON_WT_PCT - c) / FATIGUE_WIDTH_WT_PCT))
-    return {"retention_pct": np.asarray(measured["retention_pct"], dtype=float) - loss}
+    loss = FATIGUE_LOSS / (1.0 + np.exp(-(FATIGUE_CARBON_WT_PCT - c) / FATIGUE_WIDTH_WT_PCT))
+    return {"retention_pct": np.asarray(measured["retention_pct"], dtype=float) * (1.0 - loss)}
 
 
 def _tasks() -> dict[str, Task]:
@@ -217,8 +218,8 @@ def _tasks() -> dict[str, Task]:
         ),
         Task(
             "carbon-fatigue",
-            "frameworks under ~60 wt % carbon crack over cycling: retention up to 25 points "
-            "lower (an effect absent from the spec)",
+            "frameworks under ~60 wt % carbon crack over cycling: retention up to 28 % lower "
+            "(an effect absent from the spec)",
             lab_params(),
             effect=carbon_fatigue,
             misspecified=True,
