@@ -59,7 +59,7 @@ from poreml.surrogates.botorch_adapter import SurrogateModel, UnbatchedModel
 from poreml.surrogates.registry import make
 from poreml.surrogates.scaling import PLAIN_TARGET_TRANSFORMS
 from poreml.virtual_lab.params import lab_params
-from poreml.virtual_lab.physics import simulate
+from poreml.virtual_lab.physics import realise
 
 __all__ = [
     "FEASIBLE_OUTPUT",
@@ -144,7 +144,7 @@ class PhysicsPriorFeasibilityModel(UnbatchedModel):
     Posterior mean ``prior(x) + r(x)``. The prior is the virtual lab's route windows (spec
     section 2.2) made continuous: ``exp(-v(x) / tau)`` where ``v`` is how far the requested
     design lies outside the window of its route (``|ln d'/d| + |ln t'/t| + |w'_C - w_C|``
-    with the realised values d', t', w'_C of :func:`poreml.virtual_lab.physics.simulate`, plus
+    with the realised values d', t', w'_C of :func:`poreml.virtual_lab.physics.realise`, plus
     the transcription porosity excess over its limit), so it is 1 inside the window and decays
     over a few percent outside, with a gradient that points back inside (a 0/1 step would stall
     the gradient-based acquisition optimiser). ``r`` is a GP (:func:`fit_native_gp`) fitted on
@@ -178,8 +178,7 @@ class PhysicsPriorFeasibilityModel(UnbatchedModel):
 
         design = self.decode(X)
         route = design["route"].detach().long()
-        inputs = {**design, "route": route}
-        out = simulate(inputs, self.params, extra=True)
+        out = realise({**design, "route": route}, self.params)
         d, t = design["pore_size_nm"], design["si_domain_nm"]
         phi_max = torch.tensor(
             self.params.windows.phi_feasible_max, dtype=X.dtype, device=X.device

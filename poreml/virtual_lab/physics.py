@@ -33,6 +33,7 @@ __all__ = [
     "CONTRACT_OUTPUTS",
     "EXTRA_OUTPUTS",
     "blend_at_swelling_cap",
+    "realise",
     "simulate",
 ]
 
@@ -149,6 +150,32 @@ def feasibility(inputs: Mapping[str, Any], params: LabParams | None = None) -> A
     xp = backend_for(inputs.values())
     x = _prepare(xp, inputs)
     return _realise(xp, x, params)[3]
+
+
+def realise(inputs: Mapping[str, Any], params: LabParams | None = None) -> dict[str, Any]:
+    """What the route makes of a requested design (rules R1-R4 with E0), no physics.
+
+    The same values as :func:`simulate`'s ``pore_size_nm_eff``, ``si_domain_nm_eff``,
+    ``carbon_wt_pct_eff`` and ``feasible`` at a fraction of the cost (the campaign's
+    feasibility prior evaluates it inside every acquisition call).
+
+    Args:
+        inputs: design columns as for :func:`simulate`.
+        params: parameter set (only its route windows and E0 constants are used).
+
+    Returns:
+        Those four outputs, arrays / tensors of the broadcast input shape (differentiable in
+        the continuous inputs for torch).
+    """
+    params = params or LabParams()
+    xp = backend_for(inputs.values())
+    d, t, w_c, feasible = _realise(xp, _prepare(xp, inputs), params)
+    return {
+        "pore_size_nm_eff": d,
+        "si_domain_nm_eff": t,
+        "carbon_wt_pct_eff": 100.0 * w_c,
+        "feasible": feasible,
+    }
 
 
 def _evaluate(inputs: Mapping[str, Any], params: LabParams, *, keys: tuple[str, ...]) -> dict:

@@ -20,7 +20,7 @@ from poreml.virtual_lab import (
     reference_designs,
     simulate,
 )
-from poreml.virtual_lab.physics import NUMPY_CHUNK
+from poreml.virtual_lab.physics import NUMPY_CHUNK, realise
 
 # --- spec section 8.1 ------------------------------------------------------------------------
 
@@ -500,6 +500,25 @@ def test_uniform_sampling_feasible_fractions_2_2(uniform_designs):
 def test_feasibility_matches_simulate(uniform_designs):
     x = uniform_designs(5000, 3)
     np.testing.assert_array_equal(feasibility(x), simulate(x)["feasible"])
+
+
+def test_realise_gives_simulates_realised_design_on_numpy_and_torch(uniform_designs):
+    import torch
+
+    x = uniform_designs(3000, 4)
+    full = simulate(x, extra=True)
+    made = realise(x)
+    assert set(made) == {"pore_size_nm_eff", "si_domain_nm_eff", "carbon_wt_pct_eff", "feasible"}
+    for key, value in made.items():
+        np.testing.assert_array_equal(value, full[key])
+    xt = {k: torch.as_tensor(v) for k, v in x.items()}
+    xt["pore_size_nm"].requires_grad_(True)
+    made_t = realise(xt)
+    np.testing.assert_allclose(
+        made_t["pore_size_nm_eff"].detach().numpy(), made["pore_size_nm_eff"]
+    )
+    made_t["pore_size_nm_eff"].sum().backward()  # differentiable, as the feasibility prior needs
+    assert xt["pore_size_nm"].grad is not None
 
 
 # --- reporting rules, conventions --------------------------------------------------------------
