@@ -14,13 +14,18 @@ and randomised instance configurable), mapped into the target's standardised mod
 likelihood (weak priors ``a ~ N(0, 1)``, ``b ~ N(1, 1)`` keep them near "the physics is right"
 when data are few). The GP then models the residual. With a handful of points the trends are
 those of the physics; where the physics is wrong the data pull the mean (through ``a``, ``b`` and
-the residual GP) toward the truth. ``prior="constant"`` gives the usual constant-mean GP for
+the residual GP) toward the truth. With ``prior_by_route=True`` each synthesis route r gets its
+own correction, ``m_t(x) = (a_t + α_tr) + (b_t + β_tr) · phys_t(x)`` with ``α, β ~ N(0, 0.5²)``
+(:class:`PhysicsMean`): a lab where the physics is right for one route and wrong for another
+(a route shifted, a mechanism the physics lacks) is fitted route by route instead of by one
+compromise (the campaign uses it). ``prior="constant"`` gives the usual constant-mean GP for
 ablation.
 
-Implementation: the physics values are appended to the encoded features as extra input
-columns (one per target of the GP) that only the mean reads (the kernel's ``active_dims``
-exclude them). Kernel: a scaled Matern 5/2 with ARD lengthscales (BoTorch's dimension-scaled
-lengthscale prior) over the encoded features (continuous columns, route one-hot, missing
+Implementation: the physics values (one column per target of the GP, then with
+``prior_by_route`` the route as one-hot columns) are appended to the encoded features as extra
+input columns that only the mean reads (the kernel's ``active_dims`` exclude them). Kernel: a
+scaled Matern 5/2 with ARD lengthscales (BoTorch's dimension-scaled lengthscale prior) over the
+encoded features (continuous columns, route one-hot, missing
 indicators), mapped to the unit cube by BoTorch's ``Normalize`` (bounds from the training
 inputs); Gaussian likelihood with learned noise. Targets enter already standardised (the base
 class standardises every target once, which is what BoTorch's ``Standardize`` outcome transform
@@ -71,7 +76,7 @@ from gpytorch.mlls import ExactMarginalLogLikelihood
 from gpytorch.priors import GammaPrior, NormalPrior
 from torch import Tensor
 
-from poreml.data.schema import COLUMNS, CONTINUOUS_DESIGN_COLUMNS
+from poreml.data.schema import COLUMNS, CONTINUOUS_DESIGN_COLUMNS, ROUTES
 from poreml.surrogates.base import FittedState, Surrogate
 from poreml.surrogates.features import Features, MissingIndicators
 from poreml.surrogates.registry import register
@@ -83,6 +88,10 @@ __all__ = ["PRIORS", "GPSurrogate", "PhysicsMean", "reference_predictions"]
 PRIORS: tuple[str, ...] = ("physics", "constant")
 """Prior-mean options of :class:`GPSurrogate`."""
 
+ROUTE_WEIGHT_SD = 0.2
+"""Prior standard deviation of a route's correction to the physics mean's offset and slope
+(standardised units; :class:`PhysicsMean`)."""
+
 
 class PhysicsMean(Mean):
     """Affine map of the physics input columns: ``a_k + b_k · x[..., column + k]`` for output k.
@@ -90,21 +99,41 @@ class PhysicsMean(Mean):
     The columns hold the virtual lab's predictions (standardised); the offsets ``a`` and slopes
     ``b`` are hyperparameters with priors ``N(0, 1)`` and ``N(1, 1)``.
 
+    With ``n_routes`` (per-route prior weights) the offset and slope of output k on route r
+    are ``a_k + α_kr`` and ``b_k + β_kr``, the route read from ``n_routes`` one-hot input
+    columns starting at ``route_column``, with priors ``α, β ~ N(0, ROUTE_WEIGHT_SD²)``. The
+    shared ``a``, ``b`` hold what the routes have in common; a route whose data disagree with
+    the physics gets its own correction (a slope toward 0 where the physics' trend is wrong
+    there), and a route with few data keeps the shared weights.
+
     Args:
         column: index of the first physics column in the GP inputs.
         num_outputs: ``m``, the outputs of the (batched multi-output) GP. With ``m > 1`` BoTorch
             feeds inputs of shape ``(*batch, m, n, D)`` and output k reads column ``column + k``.
+        route_column: index of the first route one-hot column (with ``n_routes``).
+        n_routes: number of routes for per-route weights (0: shared weights only).
     """
 
-    def __init__(self, column: int, num_outputs: int = 1) -> None:
+    def __init__(
+        self, column: int, num_outputs: int = 1, route_column: int = 0, n_routes: int = 0
+    ) -> None:
         super().__init__()
         self.column = column
         self.num_outputs = num_outputs
+        self.route_column = route_column
+        self.n_routes = n_routes
         shape = (num_outputs, 1) if num_outputs > 1 else (1,)
         self.register_parameter("offset", torch.nn.Parameter(torch.zeros(shape)))
         self.register_parameter("slope", torch.nn.Parameter(torch.ones(shape)))
         self.register_prior("offset_prior", NormalPrior(0.0, 1.0), "offset")
         self.register_prior("slope_prior", NormalPrior(1.0, 1.0), "slope")
+        if n_routes:
+            route_shape = (num_outputs, n_routes)
+            self.register_parameter("route_offset", torch.nn.Parameter(torch.zeros(route_shape)))
+            self.register_parameter("route_slope", torch.nn.Parameter(torch.zeros(route_shape)))
+            sd = ROUTE_WEIGHT_SD
+            self.register_prior("route_offset_prior", NormalPrior(0.0, sd), "route_offset")
+            self.register_prior("route_slope_prior", NormalPrior(0.0, sd), "route_slope")
 
     def forward(self, x: Tensor) -> Tensor:
         """Mean at inputs ``(*batch, [m,] n, D)`` → ``(*batch, [m,] n)``."""
@@ -114,7 +143,16 @@ class PhysicsMean(Mean):
         else:  # output k (dim -3) reads physics column k (dim -1)
             phys = x[..., self.column : self.column + m].diagonal(dim1=-3, dim2=-1)
             phys = phys.transpose(-1, -2)
-        return self.offset + self.slope * phys
+        offset, slope = self.offset, self.slope
+        if self.n_routes:
+            onehot = x[..., self.route_column : self.route_column + self.n_routes]
+            if m == 1:  # (*batch, n, R) @ (R,) → (*batch, n)
+                offset = offset + onehot @ self.route_offset[0]
+                slope = slope + onehot @ self.route_slope[0]
+            else:  # (*batch, m, n, R) · (m, 1, R) summed over R → (*batch, m, n)
+                offset = offset + (onehot * self.route_offset.unsqueeze(-2)).sum(-1)
+                slope = slope + (onehot * self.route_slope.unsqueeze(-2)).sum(-1)
+        return offset + slope * phys
 
 
 @lru_cache(maxsize=16)
@@ -162,6 +200,8 @@ class _PosteriorCache:
     root: Tensor  # (m, n, r)
     offset: Tensor  # (m, 1): constant mean, or the physics mean's offset
     slope: Tensor | None  # (m, 1) physics mean's slope; None for a constant mean
+    route_offset: Tensor | None = None  # (m, R) per-route corrections, or None
+    route_slope: Tensor | None = None  # (m, R)
 
     @classmethod
     def of(cls, model: SingleTaskGP, d: int) -> _PosteriorCache:
@@ -178,8 +218,12 @@ class _PosteriorCache:
             root = root.to_dense() if hasattr(root, "to_dense") else root
         kernel = model.covar_module
         mean = model.mean_module
+        route_offset = route_slope = None
         if isinstance(mean, PhysicsMean):
             offset, slope = mean.offset.reshape(m, 1), mean.slope.reshape(m, 1)
+            if mean.n_routes:
+                route_offset = mean.route_offset.reshape(m, -1).detach()
+                route_slope = mean.route_slope.reshape(m, -1).detach()
         else:
             offset, slope = mean.constant.reshape(m, 1), None
         normalize = model.input_transform
@@ -194,11 +238,13 @@ class _PosteriorCache:
             root=root.reshape(m, alpha.shape[1], -1).detach(),
             offset=offset.detach(),
             slope=None if slope is None else slope.detach(),
+            route_offset=route_offset,
+            route_slope=route_slope,
         )
 
     def moments(self, x: Tensor, observation_noise: bool) -> tuple[Tensor, Tensor]:
         """Marginal mean and variance ``(m, c)`` at GP inputs ``x`` ``(c, D)`` (features, then
-        the physics columns)."""
+        the physics columns, then the route one-hot columns with per-route weights)."""
         d = self.train.shape[-1]
         z = (x[..., :d] - self.shift) / self.divisor  # as BoTorch's Normalize
         center = z.mean(dim=0)  # as GPyTorch's distance: centred on the test rows
@@ -211,9 +257,15 @@ class _PosteriorCache:
         r.clamp_min_(1e-30).mul_(5.0).sqrt_()
         k = torch.exp(-r)
         k.mul_(r.mul(r).div_(3.0).add_(r).add_(1.0)).mul_(self.outputscale.unsqueeze(-1))
-        prior = self.offset.expand(-1, z.shape[0])
-        if self.slope is not None:  # output k reads physics column d + k
-            prior = prior + self.slope * x[..., d : d + self.offset.shape[0]].T
+        m = self.offset.shape[0]
+        offset, slope = self.offset, self.slope
+        if self.route_offset is not None and self.route_slope is not None:
+            onehot = x[..., d + m : d + m + self.route_offset.shape[1]]  # (c, R)
+            offset = offset + self.route_offset @ onehot.T  # (m, c)
+            slope = slope + self.route_slope @ onehot.T
+        prior = offset.expand(-1, z.shape[0])
+        if slope is not None:  # output k reads physics column d + k
+            prior = prior + slope * x[..., d : d + m].T
         mean = prior + (k @ self.alpha).squeeze(-1)
         kr = k @ self.root
         var = self.outputscale - (kr * kr).sum(-1)
@@ -231,6 +283,9 @@ class GPSurrogate(Surrogate):
             ``"constant"`` (constant mean).
         scenario: virtual-lab scenario of the physics prior.
         instance_seed: randomised virtual-lab instance of the physics prior (None: defaults).
+        prior_by_route: with the physics prior, learn a correction of its offset and slope
+            per synthesis route (:class:`PhysicsMean`), so a route where the physics is wrong
+            stops borrowing the weights of the routes where it is right.
         fit_maxiter: most L-BFGS-B iterations of the marginal-likelihood fit.
         feature_set, targets, target_transforms, missing_indicators, domain_margin,
         random_state: see :class:`~poreml.surrogates.base.Surrogate`.
@@ -249,6 +304,7 @@ class GPSurrogate(Surrogate):
         prior: str = "physics",
         scenario: str = "baseline",
         instance_seed: int | None = None,
+        prior_by_route: bool = False,
         fit_maxiter: int = 60,
         feature_set: str = "design",
         targets: Sequence[str] | None = None,
@@ -268,12 +324,15 @@ class GPSurrogate(Surrogate):
         self.prior = prior
         self.scenario = scenario
         self.instance_seed = instance_seed
+        self.prior_by_route = prior_by_route
         self.fit_maxiter = fit_maxiter
 
     def _settings_problems(self) -> list[str]:
         problems = super()._settings_problems()
         if self.prior not in PRIORS:
             problems.append(f"prior: expected one of {', '.join(PRIORS)} (got {self.prior!r})")
+        if not isinstance(self.prior_by_route, bool):
+            problems.append(f"prior_by_route: expected true or false (got {self.prior_by_route!r})")
         if not (isinstance(self.fit_maxiter, int) and self.fit_maxiter >= 1):
             problems.append(f"fit_maxiter: expected an integer >= 1 (got {self.fit_maxiter!r})")
         try:
@@ -311,7 +370,11 @@ class GPSurrogate(Surrogate):
         """Inputs ``(*batch, d [+ len(group)])`` of the GP of a target group."""
         if self.prior != "physics":
             return features.z
-        return torch.cat([features.z, self.physics(features)[..., list(group)]], dim=-1)
+        parts = [features.z, self.physics(features)[..., list(group)]]
+        if self.prior_by_route:
+            route = features.design["route"].long()
+            parts.append(torch.nn.functional.one_hot(route, len(ROUTES)).to(features.z))
+        return torch.cat(parts, dim=-1)
 
     # ---- model -------------------------------------------------------------------------------
 
@@ -328,7 +391,12 @@ class GPSurrogate(Surrogate):
             outputscale_prior=GammaPrior(2.0, 0.15),
         )
         mean: Mean = (
-            PhysicsMean(column=d, num_outputs=m)
+            PhysicsMean(
+                column=d,
+                num_outputs=m,
+                route_column=d + m,
+                n_routes=len(ROUTES) if self.prior_by_route else 0,
+            )
             if self.prior == "physics"
             else ConstantMean(batch_shape=batch)
         )

@@ -7,9 +7,11 @@ import pytest
 import torch
 from sklearn.metrics import r2_score
 
+from poreml.data.schema import ROUTES
 from poreml.exceptions import ConfigError
 from poreml.surrogates import TARGETS
 from poreml.surrogates.gp import GPSurrogate, PhysicsMean
+from poreml.surrogates.scaling import PLAIN_TARGET_TRANSFORMS
 from poreml.virtual_lab.lab import VirtualLab
 
 
@@ -101,7 +103,7 @@ def test_constant_prior_has_no_physics_column(train_data) -> None:
 
 @pytest.mark.parametrize(
     ("setting", "value"),
-    [("prior", "linear"), ("scenario", "moon_base"), ("fit_maxiter", 0)],
+    [("prior", "linear"), ("scenario", "moon_base"), ("fit_maxiter", 0), ("prior_by_route", 1)],
 )
 def test_invalid_gp_settings_raise_config_error(setting, value, train_data) -> None:
     X, y = train_data
@@ -113,3 +115,53 @@ def test_a_randomised_instance_can_serve_as_prior(train_data, test_designs) -> N
     X, y = train_data
     model = GPSurrogate(instance_seed=1, fit_maxiter=10).fit(X, y)
     assert np.isfinite(model.predict(test_designs).to_numpy()).all()
+
+
+def test_per_route_weights_read_the_route_columns() -> None:
+    # inputs: 2 feature columns, the physics column, then 3 route one-hot columns
+    mean = PhysicsMean(column=2, num_outputs=1, route_column=3, n_routes=3)
+    with torch.no_grad():
+        mean.route_offset.copy_(torch.tensor([[0.0, 2.0, 0.0]]))
+        mean.route_slope.copy_(torch.tensor([[0.0, -1.0, 0.0]]))
+    x = torch.tensor([[0.0, 0.0, 1.5, 1.0, 0.0, 0.0], [0.0, 0.0, 1.5, 0.0, 1.0, 0.0]])
+    # route 0 keeps the shared weights (0 + 1 * 1.5); route 1: (0 + 2) + (1 - 1) * 1.5
+    torch.testing.assert_close(mean(x), torch.tensor([1.5, 2.0]))
+    batched = PhysicsMean(column=1, num_outputs=2, route_column=3, n_routes=2)
+    with torch.no_grad():
+        batched.route_offset.copy_(torch.tensor([[1.0, 0.0], [0.0, 3.0]]))
+    x2 = torch.tensor([[[0.0, 1.0, 2.0, 0.0, 1.0]], [[0.0, 1.0, 2.0, 0.0, 1.0]]])  # route 1
+    torch.testing.assert_close(batched(x2), torch.tensor([[1.0], [5.0]]))
+
+
+def test_per_route_weights_learn_where_one_route_departs_from_the_physics(lab_truth) -> None:
+    # A lab whose bottom_up ICE sits 6 points above the physics; the other routes match it.
+    designs, _ = lab_truth(90, seed=31)
+    y = VirtualLab("baseline").measure(designs, seed=6)[["ice_pct"]].copy()
+    y.loc[(designs["route"] == ROUTES[0]).to_numpy(), "ice_pct"] += 6.0
+    plain = {"target_transforms": dict(PLAIN_TARGET_TRANSFORMS), "random_state": 0}
+    model = GPSurrogate(targets=["ice_pct"], prior_by_route=True, **plain).fit(designs, y)
+    offsets = model.models_[0].mean_module.route_offset.detach().reshape(-1).numpy()
+    points = offsets * model.target_scaler_.scale[0]  # standardised units -> ICE points
+    assert 4.0 < points[0] - points[1:].mean() < 8.0  # the departing route's own offset
+    assert abs(points[1] - points[2]) < 2.0
+    X_test, truth = lab_truth(300, seed=32)
+    truth = truth["ice_pct"].to_numpy() + np.where(X_test["route"] == ROUTES[0], 6.0, 0.0)
+    shared = GPSurrogate(targets=["ice_pct"], **plain).fit(designs, y)
+    err_route = np.abs(model.predict(X_test)["ice_pct"].to_numpy() - truth).mean()
+    err_shared = np.abs(shared.predict(X_test)["ice_pct"].to_numpy() - truth).mean()
+    assert err_route < 0.9 * err_shared
+
+
+def test_per_route_weights_survive_a_save_and_load(train_data, test_designs, tmp_path) -> None:
+    from poreml.surrogates.gp import reference_predictions
+
+    X, y = train_data
+    model = GPSurrogate(prior_by_route=True, fit_maxiter=15).fit(X, y)
+    model.save(tmp_path / "m")
+    loaded = GPSurrogate.load(tmp_path / "m")
+    np.testing.assert_allclose(
+        loaded.predict(test_designs).to_numpy(), model.predict(test_designs).to_numpy(), rtol=1e-9
+    )
+    with reference_predictions():  # the fast path reads the route weights too
+        reference = model.predict(test_designs).to_numpy()
+    np.testing.assert_allclose(model.predict(test_designs).to_numpy(), reference, rtol=1e-9)
