@@ -290,6 +290,7 @@ def optimize_acquisition(
     seed: int,
     X_pending: Tensor | None = None,
     X_front: Tensor | None = None,
+    held: Sequence[dict[int, float] | None] | None = None,
 ) -> tuple[Tensor, list[float]]:
     """Propose ``q`` encoded points by sequential greedy maximisation.
 
@@ -304,6 +305,8 @@ def optimize_acquisition(
         X_pending: encoded points already awaiting results, shape ``(p, d)``.
         X_front: encoded designs of the current front, shape ``(f, d)``: centres of the
             spray points.
+        held: per point, categorical columns held at a code (``{dim: code}``, e.g. the
+            route an exploration point must use), or None to optimise over every category.
 
     Returns:
         ``(X, values)``: the points, shape ``(q, d)``, each satisfying every parameter
@@ -327,6 +330,9 @@ def optimize_acquisition(
             raw = torch.cat(
                 [raw, spray(space, X_front, settings.spray_points, settings.spray_std, gen)]
             )
+        if held is not None and held[i]:
+            for dim, code in held[i].items():  # every start on the held category
+                raw[:, dim] = code
         raw = raw[feasible_mask(space, raw)]
         if len(raw) == 0:
             raise OptimizationError(

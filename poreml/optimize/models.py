@@ -33,7 +33,8 @@ encoded tensors to design tensors.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,6 +110,7 @@ class OneHotInputModel(UnbatchedModel):
         self.gp = gp
         self.cat_dims = list(cat_dims)
         self.n_categories = list(n_categories)
+        self.widen = 1.0  # factor on the posterior standard deviation (CampaignModel.widened)
 
     @staticmethod
     def features(X: Tensor, cat_dims: Sequence[int], n_categories: Sequence[int]) -> Tensor:
@@ -131,11 +133,16 @@ class OneHotInputModel(UnbatchedModel):
         **kwargs: Any,
     ) -> Any:
         """Posterior of the GP at the one-hot features of ``X`` (``b x q x d``)."""
-        return self.gp.posterior(
-            self.features(X, self.cat_dims, self.n_categories),
-            observation_noise=observation_noise,
-            posterior_transform=posterior_transform,
+        Z = self.features(X, self.cat_dims, self.n_categories)
+        if self.widen == 1.0:
+            return self.gp.posterior(
+                Z, observation_noise=observation_noise, posterior_transform=posterior_transform
+            )
+        mvn = self.gp.posterior(Z, observation_noise=observation_noise).distribution
+        out = GPyTorchPosterior(
+            MultivariateNormal(mvn.mean, mvn.lazy_covariance_matrix * self.widen**2)
         )
+        return posterior_transform(out) if posterior_transform is not None else out
 
 
 class PhysicsPriorFeasibilityModel(UnbatchedModel):
@@ -270,6 +277,29 @@ class CampaignModel:
     scales: tuple[float, ...]
     sources: dict[str, str] = field(default_factory=dict)
     diagnostics: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def widened(self, factors: Mapping[str, float]) -> Iterator[None]:
+        """Inside the block each named outcome's posterior standard deviation is multiplied
+        by its factor (the acquisition's view of a model its calibration record shows to be
+        over-confident; :func:`poreml.optimize.proposals.widening`). The feasibility output
+        is never widened."""
+        parts = list(self.model.models) if isinstance(self.model, ModelList) else [self.model]
+        names = iter(self.outcome_names)
+        saved: list[tuple[Any, Any]] = []
+        for part in parts:
+            mine = [next(names) for _ in range(part.num_outputs)]
+            if isinstance(part, SurrogateModel):
+                saved.append((part, part.widen))
+                part.widen = {n: float(factors.get(n, 1.0)) for n in mine}
+            elif isinstance(part, OneHotInputModel) and mine[0] != FEASIBLE_OUTPUT:
+                saved.append((part, part.widen))
+                part.widen = float(factors.get(mine[0], 1.0))
+        try:
+            yield
+        finally:
+            for part, value in saved:
+                part.widen = value
 
     def predict(self, X: Tensor, *, observation_noise: bool = False) -> tuple[Tensor, Tensor]:
         """Posterior mean and std of every output at encoded points ``X`` ``(n, d)``.

@@ -18,6 +18,17 @@ predicted success probability is one more constraint inside the acquisition
 (:mod:`poreml.optimize.models`), so designs near failures stop being proposed. A blank or absent
 ``feasible`` counts as made.
 
+Model checking. Every model-based proposal stores its predicted mean and standard deviation;
+once the lab's results come back they form an out-of-sample record of how well calibrated the
+model is (:func:`calibration`). When the record shows the model over-confident for an outcome
+(a physics prior wrong for this lab is the usual cause), the acquisition widens that outcome's
+posterior by the factor the record calls for (:func:`widening`, setting ``widen_uncertainty``),
+so it explores where the model has been wrong instead of trusting it; the predictions written
+to the proposal stay the model's own, so the record keeps measuring the model. Optionally
+(settings ``route_floor`` and ``prior_by_route``, off by default) a route the prior check
+(:mod:`poreml.optimize.prior_check`) has not confirmed keeps a share of the designs, and the
+physics-informed GP learns its prior weights per route.
+
 Every proposal is rounded to :data:`SIGNIFICANT_DIGITS` for readability where that keeps it
 inside the search space.
 """
@@ -56,6 +67,7 @@ from poreml.optimize.pareto import (
     predicted_front,
     signed_objectives,
 )
+from poreml.optimize.prior_check import route_report, routes_to_explore
 from poreml.optimize.state import CampaignState, Observation, round_seed
 
 __all__ = [
@@ -65,11 +77,21 @@ __all__ = [
     "fit_model",
     "model_front",
     "propose",
+    "widening",
 ]
 
 SIGNIFICANT_DIGITS = 6
 """Proposed continuous design values are rounded to this many significant digits (when the
 rounded design still satisfies every constraint), so the CSV a lab receives is readable."""
+
+Z90 = 1.6448536269514722
+"""Two-sided 90 % quantile of the standard normal."""
+
+MIN_WIDENING_RECORDS = 8
+"""Out-of-sample records an outcome needs before :func:`widening` departs from 1."""
+
+MAX_WIDENING = 3.0
+"""Largest factor :func:`widening` applies to an outcome's posterior standard deviation."""
 
 
 @dataclass
@@ -169,6 +191,7 @@ def _model_based(
             seed=seed,
             use_failed=settings.use_failed_measurements,
             feasibility_prior=settings.feasibility_prior,
+            surrogate_params=_surrogate_params(cfg, settings),
         )
     fit_seconds = time.perf_counter() - t0
     inside = space.contains(obs[list(DESIGN_COLUMNS)])
@@ -207,8 +230,19 @@ def _model_based(
             strategy, fitted.model, spec, X_base, pending, settings, seed + 31 * i
         )
 
+    explore = _routes_to_explore(obs, pend, cfg, space, settings, n)
+    held: list[dict[int, float] | None] = [None] * (n - len(explore))
+    if explore:  # the last points of the batch, each on its route
+        dim = space.categorical_dims[list(space.categories).index("route")]
+        routes = list(space.categories["route"])
+        held += [{dim: float(routes.index(r))} for r in explore]
+    widen = (
+        widening(state.observations, cfg.outcome_names)
+        if settings.widen_uncertainty
+        else dict.fromkeys(cfg.outcome_names, 1.0)
+    )
     t1 = time.perf_counter()
-    with torch.random.fork_rng():
+    with torch.random.fork_rng(), fitted.widened(widen):
         torch.manual_seed(seed)
         X, values = optimize_acquisition(
             make_acqf,
@@ -218,6 +252,7 @@ def _model_based(
             seed=seed,
             X_pending=X_pending,
             X_front=X_front,
+            held=held,
         )
     frame = _finish(space, X)
     mean, std = fitted.predict(space.to_tensor(frame), observation_noise=True)
@@ -236,6 +271,8 @@ def _model_based(
         "optimize_seconds": round(time.perf_counter() - t1, 3),
         "n_baseline": int(X_base.shape[0]),
         "n_pending": 0 if X_pending is None else int(X_pending.shape[0]),
+        "explored_routes": explore,
+        "widening": {k: round(v, 4) for k, v in widen.items()},
     }
     return Proposal(
         frame,
@@ -244,6 +281,26 @@ def _model_based(
         [float(v) for v in values],
         info,
         fitted,
+    )
+
+
+def _routes_to_explore(
+    obs: pd.DataFrame,
+    pending: pd.DataFrame,
+    cfg: CampaignConfig,
+    space: SearchSpace,
+    settings: AcquisitionSettings,
+    n: int,
+) -> list[str]:
+    """Routes that get a point of this batch (:func:`~poreml.optimize.prior_check.
+    routes_to_explore`); one point per batch of up to four."""
+    allowed = space.categories.get("route", ())
+    if settings.route_floor <= 0 or len(allowed) < 2:
+        return []
+    report = route_report(obs, cfg.outcome_names)
+    waiting = pending["route"].value_counts().to_dict() if len(pending) else {}
+    return routes_to_explore(
+        report, allowed, waiting, n, settings.route_floor, slots=max(1, n // 4)
     )
 
 
@@ -295,12 +352,60 @@ def calibration(records: Sequence[Observation], outcomes: Sequence[str]) -> dict
                 continue
             errs.append(y - mean)
             if std is not None:
-                inside.append(abs(y - mean) <= 1.645 * max(std, 1e-12))
+                inside.append(abs(y - mean) <= Z90 * max(std, 1e-12))
         if errs:
             out[f"{name}.n"] = float(len(errs))
             out[f"{name}.rmse"] = float(np.sqrt(np.mean(np.square(errs))))
             if inside:
                 out[f"{name}.coverage90"] = float(np.mean(inside))
+    return out
+
+
+def widening(
+    records: Sequence[Observation],
+    outcomes: Sequence[str],
+    *,
+    min_records: int = MIN_WIDENING_RECORDS,
+    most: float = MAX_WIDENING,
+) -> dict[str, float]:
+    """How much wider than the model says each outcome's uncertainty has proved to be.
+
+    From the campaign's own out-of-sample record (the prediction stored with every
+    model-based proposal against what the lab then measured, successful syntheses only): per
+    outcome the 90 % quantile of ``|z|``, ``z = (measured − mean) / std``, over its Gaussian
+    value 1.645 is the factor that would have given 90 % coverage. It is shrunk toward 1 with
+    :data:`min_records` pseudo-records (``1 + (f − 1)·n / (n + min_records)``), never below 1
+    (an under-confident model is left as it is) and at most ``most``. A model whose physics
+    prior is wrong for the lab is over-confident where the lab departs from it; the acquisition
+    then explores there as widely as the record says it should.
+
+    Args:
+        records: the observations.
+        outcomes: the campaign outcomes.
+        min_records: fewest records an outcome needs (fewer: factor 1), also the shrinkage
+            weight.
+        most: largest factor.
+
+    Returns:
+        Outcome → factor ``>= 1`` for every outcome in ``outcomes``.
+    """
+    out: dict[str, float] = {}
+    for name in outcomes:
+        z = []
+        for r in records:
+            mean = r.predicted.get(f"predicted_{name}_mean")
+            std = r.predicted.get(f"predicted_{name}_std")
+            y = r.measured.get(name)
+            if mean is None or std is None or y is None or r.feasible is False or std <= 0:
+                continue
+            z.append(abs(y - mean) / std)
+        n = len(z)
+        if n < min_records:
+            out[name] = 1.0
+            continue
+        raw = float(np.quantile(z, 0.9)) / Z90
+        shrunk = 1.0 + (raw - 1.0) * n / (n + min_records)
+        out[name] = float(min(max(shrunk, 1.0), most))
     return out
 
 
@@ -335,7 +440,13 @@ def fit_model(
             seed=seed,
             use_failed=settings.use_failed_measurements,
             feasibility_prior=settings.feasibility_prior,
+            surrogate_params=_surrogate_params(config, settings),
         )
+
+
+def _surrogate_params(config: CampaignConfig, settings: AcquisitionSettings) -> dict[str, Any]:
+    """Settings the campaign passes to its surrogate: per-route prior weights for ``gp``."""
+    return {"prior_by_route": True} if config.surrogate == "gp" and settings.prior_by_route else {}
 
 
 def model_front(

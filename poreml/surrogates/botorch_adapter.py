@@ -80,6 +80,9 @@ class SurrogateModel(UnbatchedModel):
     Attributes:
         outcomes: the exposed targets, in output order.
         differentiable: whether posteriors carry gradients with respect to ``X``.
+        widen: outcome → factor on its posterior standard deviation (Gaussian posteriors;
+            default none: the surrogate's own uncertainty). The campaign sets it while it
+            optimises the acquisition, from its calibration record.
 
     Raises:
         ModelNotFittedError: the surrogate is not fitted.
@@ -104,6 +107,7 @@ class SurrogateModel(UnbatchedModel):
         self.differentiable = bool(surrogate.differentiable)
         self._indices = [surrogate.targets_.index(o) for o in chosen]
         self._num_outputs = len(chosen)
+        self.widen: dict[str, float] = {}
 
     def posterior(
         self,
@@ -148,21 +152,29 @@ class SurrogateModel(UnbatchedModel):
             values = scaler.inverse(parts, idx).to(X)
             posterior: Posterior = EnsemblePosterior(values)
         else:
-            posterior = _gaussian_posterior(parts, scaler, idx, X)
+            targets = self.surrogate.targets_
+            widen = [float(self.widen.get(targets[i], 1.0)) for i in idx]
+            posterior = _gaussian_posterior(parts, scaler, idx, X, widen)
         if posterior_transform is not None:
             posterior = posterior_transform(posterior)
         return posterior
 
 
 def _gaussian_posterior(
-    mvns: list[MultivariateNormal], scaler: TargetScaler, idx: Sequence[int], ref: Tensor
+    mvns: list[MultivariateNormal],
+    scaler: TargetScaler,
+    idx: Sequence[int],
+    ref: Tensor,
+    widen: Sequence[float] | None = None,
 ) -> Posterior:
-    """Per-output Gaussians in standardised model space → posterior in contract units."""
+    """Per-output Gaussians in standardised model space → posterior in contract units (each
+    output's standard deviation times its ``widen`` factor, default 1)."""
     center, scale = scaler.affine(idx, ref)
+    widen = widen or [1.0] * len(mvns)
     scaled = [
         MultivariateNormal(
             mvn.mean.to(ref) * scale[k] + center[k],
-            mvn.lazy_covariance_matrix.to(ref) * scale[k] ** 2,
+            mvn.lazy_covariance_matrix.to(ref) * (scale[k] * widen[k]) ** 2,
         )
         for k, mvn in enumerate(mvns)
     ]

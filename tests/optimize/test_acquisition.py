@@ -80,3 +80,24 @@ def test_settings_round_trip_and_validate() -> None:
         AcquisitionSettings(num_restarts=64, raw_samples=8)
     with pytest.raises(ConfigError, match="spray_std"):
         AcquisitionSettings(spray_std=0.0)
+    for value in (-0.1, 0.6, True):
+        with pytest.raises(ConfigError, match="route_floor"):
+            AcquisitionSettings(route_floor=value)
+    with pytest.raises(ConfigError, match="prior_by_route"):
+        AcquisitionSettings(prior_by_route="yes")
+
+
+def test_a_held_route_keeps_its_point_on_that_route() -> None:
+    space = CampaignConfig.from_toml(CONFIG).search_space()
+    names = list(space.feature_names)
+    route = names.index("route")
+    acqf = _PushIntoTheConstraint(
+        names.index("porosity"), names.index("closed_pore_fraction"), route
+    )
+    held = [None, {route: 2.0}]  # the acquisition prefers top_down (1); point 2 explores 2
+    X, _ = optimize_acquisition(
+        lambda pending, i: acqf, space, 2, AcquisitionSettings.fast(), seed=0, held=held
+    )
+    assert X[:, route].tolist() == [1.0, 2.0]
+    assert (space.evaluate_constraints(X) >= -1e-9).all()
+    assert X[1, names.index("porosity")] > 0.5  # still optimised within its route

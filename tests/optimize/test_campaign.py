@@ -292,6 +292,26 @@ def test_closed_loop_on_the_virtual_lab_raises_the_hypervolume(config: CampaignC
     _assert_in_space(c, pending)
 
 
+def test_a_route_without_confirmed_data_gets_a_point_of_the_next_batch(
+    config: CampaignConfig,
+) -> None:
+    # 12 lab results on bottom_up and transcription only: top_down has no data, so the prior
+    # check cannot confirm the physics there and one point of the batch goes to it
+    designs = config.search_space().sample(12, seed=3)
+    designs["route"] = ["bottom_up", "transcription"] * 6
+    designs.insert(0, "candidate_id", [f"LAB{i:02d}" for i in range(12)])
+    results = _measure(designs, seed=3)
+    proposals = {}
+    for floor in (0.15, 0.0):
+        c = Campaign(config, settings=FAST.replace(route_floor=floor))
+        c.tell(results)
+        proposals[floor] = c.ask(4)
+        _assert_in_space(c, proposals[floor])
+        explored = c.to_dict()["rounds"][-1]["model"]["explored_routes"]
+        assert explored == (["top_down"] if floor else [])
+    assert proposals[0.15]["route"].iloc[-1] == "top_down"
+
+
 @pytest.mark.slow
 def test_parego_proposals_respect_every_constraint(config: CampaignConfig) -> None:
     c = Campaign(dataclasses.replace(config, acquisition="qlognparego"), settings=FAST)

@@ -102,3 +102,22 @@ def test_physics_prior_stays_on_the_device_of_its_input(config: CampaignConfig) 
     X = space.sample_tensor(5, seed=3).to("meta")
     prior = model.prior(X)
     assert prior.device.type == "meta" and prior.shape == (5,)
+
+
+def test_widened_scales_each_outcomes_std_inside_the_block_only(config: CampaignConfig) -> None:
+    obs = _observations(config)
+    outcomes = (*config.outcome_names, "strain_buffering")  # one native-GP outcome too
+    fitted = fit_campaign_model(obs, config.search_space(), outcomes)
+    X = config.search_space().to_tensor(obs.head(5))
+    mean0, std0 = fitted.predict(X)
+    factors = {"tap_density_g_cm3": 2.0, "ice_pct": 1.5, "strain_buffering": 3.0}
+    with fitted.widened(factors):
+        mean1, std1 = fitted.predict(X)
+    mean2, std2 = fitted.predict(X)
+    for j, name in enumerate(fitted.outcome_names):
+        torch.testing.assert_close(mean1[:, j], mean0[:, j])
+        torch.testing.assert_close(std1[:, j], std0[:, j] * factors.get(name, 1.0))
+    assert fitted.sources["strain_buffering"] == "native-gp"
+    assert FEASIBLE_OUTPUT in fitted.outcome_names  # never widened (factor 1 above)
+    torch.testing.assert_close(std2, std0)  # restored after the block
+    torch.testing.assert_close(mean2, mean0)
