@@ -597,6 +597,7 @@ def aggregate(
             "reference_hypervolume": ref["hypervolume"],
             "reference_designs": ref["n_designs"],
             "reference_front_size": ref["front_size"],
+            "eligible_share": ref["n_kept"] / ref["n_designs"],
             "strategies": {},
         }
         for strategy in strategies:
@@ -678,8 +679,9 @@ def write_report(summary: dict[str, Any], strategies: Sequence[str]) -> None:
     lines += ["", *_targets(summary), "", "Tasks:", ""]
     lines += [
         f"- `{task}`{' (departs from the prior on purpose)' if info['misspecified'] else ''}: "
-        f"{info['description']}"
-        for task in summary["tasks"]
+        f"{info['description']}; {entry['eligible_share']:.1%} of the reference designs are "
+        "eligible (made, every constraint met)"
+        for task, entry in summary["tasks"].items()
         for info in [benchmark_tasks.describe(task)]
     ]
     t = summary.get("suggest_seconds")
