@@ -11,7 +11,7 @@ this needs a tracker that can log to a closed run (:class:`ParentRunTracker`, e.
 :class:`~poreml.tracking.mlflow_tracker.MlflowTracker`).
 
 Every round gets a child run ``round-NNN`` (``campaign-round``: params, hypervolume and model
-diagnostics / calibration metrics, ``proposals.csv``, for model-based rounds
+diagnostics / calibration / widening metrics, ``proposals.csv``, for model-based rounds
 ``predicted_front.csv``) and every upload that changed the campaign a child run ``observe-NNN``
 (``campaign-observe``: counts, hypervolume, ``results.csv``). Each child run also holds the
 Pareto and hypervolume plots and, for a campaign kept in a directory, ``state.json``.
@@ -203,6 +203,8 @@ class CampaignRuns:
                     metrics[f"model.{key}"] = value
                 for key, value in (record.model.get("calibration") or {}).items():
                     metrics[f"calibration.{key}"] = value
+                for key, value in (record.model.get("widening") or {}).items():
+                    metrics[f"widening.{key}"] = value
                 self.tracker.log_metrics(metrics, step=record.round)
                 self.tracker.log_table(proposals, "proposals.csv")
                 if model is not None:
