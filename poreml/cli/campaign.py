@@ -310,6 +310,29 @@ def status_cmd(
     console.print(f"hypervolume {status['hypervolume']:.4g} (reference point: {ref})")
     console.print(_front_table(campaign.pareto_front(), campaign))
     console.print(_routes_table(status["routes"]))
+    console.print(_model_table(status["model_check"]))
+
+
+def _model_table(rows: list[dict[str, Any]]) -> Any:
+    """Per outcome: how the model's earlier predictions fared and the widening now in use."""
+    from rich.table import Table
+
+    table = Table(
+        title="Model check (predictions made with proposals vs what the lab measured; "
+        "coverage of the 90 % band; widening = factor on the model's uncertainty in the "
+        "next proposals)"
+    )
+    for column in ("outcome", "predictions checked", "RMSE", "coverage90", "widening"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(
+            r["outcome"],
+            str(r["n"]),
+            "-" if r["rmse"] is None else f"{r['rmse']:.3g}",
+            "-" if r["coverage90"] is None else f"{r['coverage90']:.0%}",
+            f"{r['widening']:.2f}",
+        )
+    return table
 
 
 def _routes_table(routes: list[dict[str, Any]]) -> Any:

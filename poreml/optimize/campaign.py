@@ -40,6 +40,7 @@ from poreml.data.schema import DESIGN_COLUMNS
 from poreml.design.config import CampaignConfig
 from poreml.exceptions import CampaignError, ConfigError
 from poreml.optimize.events import CampaignListener, notify
+from poreml.optimize.model_check import model_check
 from poreml.optimize.pareto import observed_front, observed_hypervolume
 from poreml.optimize.prior_check import route_report
 from poreml.optimize.results import TellSummary, merge_results, validate_results
@@ -305,7 +306,10 @@ class Campaign:
             by objective), ``objectives``, ``outcome_constraints``, ``pareto_front`` (list of
             row objects), ``pending_ids``, ``cancelled_ids`` and ``routes`` (per synthesis
             route: designs tried and how well the virtual-lab prior has matched them,
-            :func:`~poreml.optimize.prior_check.route_report`).
+            :func:`~poreml.optimize.prior_check.route_report`) and ``model_check`` (per outcome:
+            the model's out-of-sample RMSE and 90 % coverage so far and the widening of its
+            uncertainty the next proposal uses, :func:`~poreml.optimize.model_check.
+            model_check`).
         """
         front = self.pareto_front()
         obs = self._state.observations
@@ -329,6 +333,11 @@ class Campaign:
             "pending_ids": [r.candidate_id for r in self._state.pending],
             "cancelled_ids": [r.candidate_id for r in self._state.cancelled],
             "routes": self.prior_check(),
+            "model_check": model_check(
+                self._state.observations,
+                self._config.outcome_names,
+                widen=self._settings.widen_uncertainty,
+            ),
         }
 
     def prior_check(self) -> list[dict[str, Any]]:

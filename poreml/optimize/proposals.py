@@ -20,11 +20,12 @@ predicted success probability is one more constraint inside the acquisition
 
 Model checking. Every model-based proposal stores its predicted mean and standard deviation;
 once the lab's results come back they form an out-of-sample record of how well calibrated the
-model is (:func:`calibration`). When the record shows the model over-confident for an outcome
-(a physics prior wrong for this lab is the usual cause), the acquisition widens that outcome's
-posterior by the factor the record calls for (:func:`widening`, setting ``widen_uncertainty``),
-so it explores where the model has been wrong instead of trusting it; the predictions written
-to the proposal stay the model's own, so the record keeps measuring the model. Optionally
+model is (:mod:`poreml.optimize.model_check`). When the record shows the model over-confident
+for an outcome (a physics prior wrong for this lab is the usual cause), the acquisition widens
+that outcome's posterior by the factor the record calls for
+(:func:`~poreml.optimize.model_check.widening`, setting ``widen_uncertainty``), so it explores
+where the model has been wrong instead of trusting it; the predictions written to the proposal
+stay the model's own, so the record keeps measuring the model. Optionally
 (settings ``route_floor`` and ``prior_by_route``, off by default) a route the prior check
 (:mod:`poreml.optimize.prior_check`) has not confirmed keeps a share of the designs, and the
 physics-informed GP learns its prior weights per route.
@@ -38,11 +39,9 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 from gpytorch.utils.warnings import NumericalWarning
@@ -60,6 +59,7 @@ from poreml.optimize.acquisition import (
     resolve_strategy,
     torch_threads,
 )
+from poreml.optimize.model_check import calibration, widening
 from poreml.optimize.models import CampaignModel, InsufficientDataError, fit_campaign_model
 from poreml.optimize.pareto import (
     observed_front,
@@ -68,30 +68,19 @@ from poreml.optimize.pareto import (
     signed_objectives,
 )
 from poreml.optimize.prior_check import route_report, routes_to_explore
-from poreml.optimize.state import CampaignState, Observation, round_seed
+from poreml.optimize.state import CampaignState, round_seed
 
 __all__ = [
     "SIGNIFICANT_DIGITS",
     "Proposal",
-    "calibration",
     "fit_model",
     "model_front",
     "propose",
-    "widening",
 ]
 
 SIGNIFICANT_DIGITS = 6
 """Proposed continuous design values are rounded to this many significant digits (when the
 rounded design still satisfies every constraint), so the CSV a lab receives is readable."""
-
-Z90 = 1.6448536269514722
-"""Two-sided 90 % quantile of the standard normal."""
-
-MIN_WIDENING_RECORDS = 8
-"""Out-of-sample records an outcome needs before :func:`widening` departs from 1."""
-
-MAX_WIDENING = 3.0
-"""Largest factor :func:`widening` applies to an outcome's posterior standard deviation."""
 
 
 @dataclass
@@ -328,85 +317,6 @@ def _finish(space: SearchSpace, X: Tensor) -> pd.DataFrame:
             "was recorded."
         )
     return frame.reset_index(drop=True)
-
-
-def calibration(records: Sequence[Observation], outcomes: Sequence[str]) -> dict[str, float]:
-    """How well earlier model predictions matched what was then measured (out of sample).
-
-    Args:
-        records: the observations.
-        outcomes: the campaign outcomes.
-
-    Returns:
-        Per outcome over observations proposed with predictions: ``<outcome>.n``,
-        ``<outcome>.rmse`` and ``<outcome>.coverage90`` (share inside mean ± 1.645 std).
-    """
-    out: dict[str, float] = {}
-    for name in outcomes:
-        errs, inside = [], []
-        for r in records:
-            mean = r.predicted.get(f"predicted_{name}_mean")
-            std = r.predicted.get(f"predicted_{name}_std")
-            y = r.measured.get(name)
-            if mean is None or y is None or r.feasible is False:
-                continue
-            errs.append(y - mean)
-            if std is not None:
-                inside.append(abs(y - mean) <= Z90 * max(std, 1e-12))
-        if errs:
-            out[f"{name}.n"] = float(len(errs))
-            out[f"{name}.rmse"] = float(np.sqrt(np.mean(np.square(errs))))
-            if inside:
-                out[f"{name}.coverage90"] = float(np.mean(inside))
-    return out
-
-
-def widening(
-    records: Sequence[Observation],
-    outcomes: Sequence[str],
-    *,
-    min_records: int = MIN_WIDENING_RECORDS,
-    most: float = MAX_WIDENING,
-) -> dict[str, float]:
-    """How much wider than the model says each outcome's uncertainty has proved to be.
-
-    From the campaign's own out-of-sample record (the prediction stored with every
-    model-based proposal against what the lab then measured, successful syntheses only): per
-    outcome the 90 % quantile of ``|z|``, ``z = (measured − mean) / std``, over its Gaussian
-    value 1.645 is the factor that would have given 90 % coverage. It is shrunk toward 1 with
-    :data:`min_records` pseudo-records (``1 + (f − 1)·n / (n + min_records)``), never below 1
-    (an under-confident model is left as it is) and at most ``most``. A model whose physics
-    prior is wrong for the lab is over-confident where the lab departs from it; the acquisition
-    then explores there as widely as the record says it should.
-
-    Args:
-        records: the observations.
-        outcomes: the campaign outcomes.
-        min_records: fewest records an outcome needs (fewer: factor 1), also the shrinkage
-            weight.
-        most: largest factor.
-
-    Returns:
-        Outcome → factor ``>= 1`` for every outcome in ``outcomes``.
-    """
-    out: dict[str, float] = {}
-    for name in outcomes:
-        z = []
-        for r in records:
-            mean = r.predicted.get(f"predicted_{name}_mean")
-            std = r.predicted.get(f"predicted_{name}_std")
-            y = r.measured.get(name)
-            if mean is None or std is None or y is None or r.feasible is False or std <= 0:
-                continue
-            z.append(abs(y - mean) / std)
-        n = len(z)
-        if n < min_records:
-            out[name] = 1.0
-            continue
-        raw = float(np.quantile(z, 0.9)) / Z90
-        shrunk = 1.0 + (raw - 1.0) * n / (n + min_records)
-        out[name] = float(min(max(shrunk, 1.0), most))
-    return out
 
 
 def fit_model(

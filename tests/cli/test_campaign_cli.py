@@ -77,9 +77,16 @@ def test_scripted_lab_loop_with_suggest_observe_status_export(tmp_path: Path) ->
         assert {"candidate_id", "tap_density_g_cm3", "expansion_pct"} <= set(row)
     assert [r["route"] for r in status["routes"]] == list(ROUTES)
     assert sum(r["tried"] for r in status["routes"]) == 12
+    # the model's predictions of round 2 (4 designs) were checked against the lab's results
+    check = {r["outcome"]: r for r in status["model_check"]}
+    assert check["tap_density_g_cm3"]["n"] == int(
+        pd.read_csv(results)["feasible"].astype(str).str.lower().eq("true").sum()
+    )
+    assert all(r["widening"] == 1.0 for r in check.values())  # fewer than 8 records: none
     human = _ok(["status", str(directory)])
     assert "Pareto front" in human and "hypervolume" in human
     assert "Physics prior by route" in human
+    assert "Model check" in human
     _ok(["export", str(directory), "--out", str(tmp_path / "export.csv")])
     exported = pd.read_csv(tmp_path / "export.csv")
     assert len(exported) == 12

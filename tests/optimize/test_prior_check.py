@@ -141,7 +141,7 @@ def _record(mean: float, std: float, measured: float, feasible: bool | None = Tr
 
 
 def test_widening_is_the_shrunk_coverage_factor_of_the_out_of_sample_record() -> None:
-    from poreml.optimize.proposals import Z90, widening
+    from poreml.optimize.model_check import Z90, widening
 
     # |z| of 0.5 .. 4.0: the 90 % quantile is 3.65, a factor 3.65 / 1.645 = 2.22 before
     # shrinking with 8 pseudo-records: 1 + 1.22 * 8 / 16
