@@ -52,8 +52,9 @@ Usage::
     python experiments/bench_campaign.py --strategies ax  # Ax alone (pip install -e '.[ax]')
     python experiments/bench_campaign.py --strategies poreml-noprior  # an ablation (below)
 
-Ablation ``poreml-noprior`` (not in the default list): the campaign with a feasibility model that
-learns from the success labels alone.
+Ablations (not in the default list): ``poreml-nowiden``, the campaign without the uncertainty
+widening of its model check (``widen_uncertainty=False``: the campaign as it was before that
+existed), and ``poreml-noprior``, a feasibility model that learns from the success labels alone.
     python experiments/bench_campaign.py --report-only   # aggregate what exists
 """
 
@@ -96,7 +97,7 @@ STRATEGIES: tuple[str, ...] = (
     "optuna-gp",
     "ax",
 )
-ABLATIONS: tuple[str, ...] = ("poreml-noprior",)
+ABLATIONS: tuple[str, ...] = ("poreml-nowiden", "poreml-noprior")
 CHECKPOINTS: tuple[int, ...] = (24, 32, 48)
 INITIAL = 8
 BATCH = 4
@@ -219,7 +220,14 @@ def _noise_seed(seed: int, k: int) -> int:
 
 
 def run_campaign(
-    task: str, seed: int, budget: int, *, model: bool, quick: bool, feasibility_prior: str
+    task: str,
+    seed: int,
+    budget: int,
+    *,
+    model: bool,
+    quick: bool,
+    feasibility_prior: str,
+    widen_uncertainty: bool = True,
 ) -> dict:
     """The poreml campaign (``model=True``) or its Sobol sequence alone."""
     import dataclasses
@@ -229,7 +237,9 @@ def run_campaign(
 
     cfg = dataclasses.replace(_config(), seed=seed, initial_points=INITIAL if model else 10**6)
     settings = AcquisitionSettings.fast() if quick else AcquisitionSettings()
-    settings = settings.replace(feasibility_prior=feasibility_prior)
+    settings = settings.replace(
+        feasibility_prior=feasibility_prior, widen_uncertainty=widen_uncertainty
+    )
     campaign = Campaign(cfg, settings=settings)
     lab = _lab(task)
     designs: list[pd.DataFrame] = []
@@ -521,7 +531,7 @@ def run_one(task: str, strategy: str, seed: int, budget: int, quick: bool) -> di
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    if strategy in ("poreml", "poreml-noprior", "sobol"):
+    if strategy in ("poreml", *ABLATIONS, "sobol"):
         out = run_campaign(
             task,
             seed,
@@ -529,6 +539,7 @@ def run_one(task: str, strategy: str, seed: int, budget: int, quick: bool) -> di
             model=strategy != "sobol",
             quick=quick,
             feasibility_prior="none" if strategy == "poreml-noprior" else "physics",
+            widen_uncertainty=strategy != "poreml-nowiden",
         )
     elif strategy == "ax":
         out = run_ax(task, seed, budget)
