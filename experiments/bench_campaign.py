@@ -674,8 +674,10 @@ def write_report(summary: dict[str, Any], strategies: Sequence[str]) -> None:
         f"Report written {date.today().isoformat()} from {summary['runs']} stored runs by "
         "`python experiments/bench_campaign.py"
         + (" --quick" if summary["quick"] else "")
-        + "` (`make bench-campaign`); each run's JSON under `campaign_runs/` holds its wall time, "
-        "and runs made from 2026-12 on also when they finished and the machine's load average.",
+        + ("" if tuple(strategies) == STRATEGIES else " --strategies " + ",".join(strategies))
+        + "` (`make bench-campaign` runs the default strategies); each run's JSON under "
+        "`campaign_runs/` holds its wall time, and runs made from 2026-12 on also when they "
+        "finished and the machine's load average.",
         "",
         "| task | ref HV | strategy | seeds | @24 | @32 | @48 | min @48 | median wall s |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -702,7 +704,9 @@ def write_report(summary: dict[str, Any], strategies: Sequence[str]) -> None:
     t = summary.get("suggest_seconds")
     lines += [
         "",
-        "Wall time of one model-based `suggest` of 4 with <= 60 observations (poreml): "
+        "Wall time of one model-based `suggest` of 4 with <= 60 observations (poreml; the runs "
+        "share the 2 cores with others, see each run's load average; `python "
+        "experiments/profile_suggest.py` times it on a quieter machine): "
         + (f"median {t['median']:.1f} s, max {t['max']:.1f} s over {t['n']} calls" if t else "n/a")
         + f" on this machine ({os.cpu_count()} CPUs, shared).",
     ]
