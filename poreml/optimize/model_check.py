@@ -36,6 +36,18 @@ MAX_WIDENING = 3.0
 """Largest factor :func:`widening` applies to an outcome's posterior standard deviation."""
 
 
+def _checked(records: Sequence[Observation], name: str) -> list[tuple[float, float | None, float]]:
+    """``(mean, std, measured)`` of ``name`` for every successful synthesis that was proposed
+    with a prediction of it and has a measured value (std None when none was stored)."""
+    out = []
+    for r in records:
+        mean = r.predicted.get(f"predicted_{name}_mean")
+        y = r.measured.get(name)
+        if mean is not None and y is not None and r.feasible is not False:
+            out.append((mean, r.predicted.get(f"predicted_{name}_std"), y))
+    return out
+
+
 def calibration(records: Sequence[Observation], outcomes: Sequence[str]) -> dict[str, float]:
     """How well earlier model predictions matched what was then measured (out of sample).
 
@@ -50,12 +62,7 @@ def calibration(records: Sequence[Observation], outcomes: Sequence[str]) -> dict
     out: dict[str, float] = {}
     for name in outcomes:
         errs, inside = [], []
-        for r in records:
-            mean = r.predicted.get(f"predicted_{name}_mean")
-            std = r.predicted.get(f"predicted_{name}_std")
-            y = r.measured.get(name)
-            if mean is None or y is None or r.feasible is False:
-                continue
+        for mean, std, y in _checked(records, name):
             errs.append(y - mean)
             if std is not None:
                 inside.append(abs(y - mean) <= Z90 * max(std, 1e-12))
@@ -97,14 +104,7 @@ def widening(
     """
     out: dict[str, float] = {}
     for name in outcomes:
-        z = []
-        for r in records:
-            mean = r.predicted.get(f"predicted_{name}_mean")
-            std = r.predicted.get(f"predicted_{name}_std")
-            y = r.measured.get(name)
-            if mean is None or std is None or y is None or r.feasible is False or std <= 0:
-                continue
-            z.append(abs(y - mean) / std)
+        z = [abs(y - mean) / std for mean, std, y in _checked(records, name) if std and std > 0]
         n = len(z)
         if n < min_records:
             out[name] = 1.0
