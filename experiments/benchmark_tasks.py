@@ -19,9 +19,9 @@ lab_params()``). The benchmark tasks are labs built from the same virtual lab:
 * ``carbon-fatigue``: a physical effect the spec does not have, switched on in the truth:
   carbon frameworks too lean to hold their Si crack over hundreds of cycles, so retention falls
   by up to 28 % of itself (~25 points) below ~60 wt % carbon (a smooth threshold 2 wt %
-  wide). The prior's
-  front sits at 45-72 wt % carbon: a quarter of its designs miss the retention constraint in
-  this lab, and of the designs that meet every constraint in the prior's lab, 15 % still do.
+  wide). The prior's front sits at 45-72 wt % carbon: a quarter of its designs miss the
+  retention constraint in this lab, and of the designs that meet every constraint in the
+  prior's lab, 15 % still do.
 
 Every task lab answers ``measure`` / ``evaluate`` like :class:`~poreml.virtual_lab.VirtualLab`
 (the requested design columns come back as requested) and ``simulate`` on design arrays (the
