@@ -172,16 +172,7 @@ def _model_based(
     t0 = time.perf_counter()
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        fitted = fit_campaign_model(
-            obs,
-            space,
-            cfg.outcome_names,
-            surrogate=cfg.surrogate,
-            seed=seed,
-            use_failed=settings.use_failed_measurements,
-            feasibility_prior=settings.feasibility_prior,
-            surrogate_params=_surrogate_params(cfg, settings),
-        )
+        fitted = fit_model(obs, cfg, space, settings, seed)
     fit_seconds = time.perf_counter() - t0
     inside = space.contains(obs[list(DESIGN_COLUMNS)])
     if not inside.any():
@@ -326,7 +317,7 @@ def fit_model(
     settings: AcquisitionSettings,
     seed: int,
 ) -> CampaignModel:
-    """Fit the campaign model as :func:`propose` does (with ``settings.torch_threads``).
+    """Fit the campaign model, as :func:`propose` does (with ``settings.torch_threads``).
 
     Args:
         observations: the campaign's observations.
