@@ -80,6 +80,7 @@ def widening(
     *,
     min_records: int = MIN_WIDENING_RECORDS,
     most: float = MAX_WIDENING,
+    enabled: bool = True,
 ) -> dict[str, float]:
     """How much wider than the model says each outcome's uncertainty has proved to be.
 
@@ -98,10 +99,14 @@ def widening(
         min_records: fewest records an outcome needs (fewer: factor 1), also the shrinkage
             weight.
         most: largest factor.
+        enabled: False gives 1 for every outcome (the campaign setting ``widen_uncertainty``
+            off).
 
     Returns:
         Outcome → factor ``>= 1`` for every outcome in ``outcomes``.
     """
+    if not enabled:
+        return dict.fromkeys(outcomes, 1.0)
     out: dict[str, float] = {}
     for name in outcomes:
         z = [abs(y - mean) / std for mean, std, y in _checked(records, name) if std and std > 0]
@@ -122,7 +127,7 @@ def model_check(
     records) and the ``widening`` the next model-based proposal applies (1 when ``widen`` is
     off)."""
     cal = calibration(records, outcomes)
-    factors = widening(records, outcomes) if widen else dict.fromkeys(outcomes, 1.0)
+    factors = widening(records, outcomes, enabled=widen)
     return [
         {
             "outcome": name,

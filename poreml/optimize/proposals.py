@@ -216,11 +216,7 @@ def _model_based(
         dim = space.categorical_dims[list(space.categories).index("route")]
         routes = list(space.categories["route"])
         held += [{dim: float(routes.index(r))} for r in explore]
-    widen = (
-        widening(state.observations, cfg.outcome_names)
-        if settings.widen_uncertainty
-        else dict.fromkeys(cfg.outcome_names, 1.0)
-    )
+    widen = widening(state.observations, cfg.outcome_names, enabled=settings.widen_uncertainty)
     t1 = time.perf_counter()
     with torch.random.fork_rng(), fitted.widened(widen):
         torch.manual_seed(seed)
