@@ -146,10 +146,7 @@ def feasibility(inputs: Mapping[str, Any], params: LabParams | None = None) -> A
     Returns:
         Boolean array / tensor of the broadcast input shape.
     """
-    params = params or LabParams()
-    xp = backend_for(inputs.values())
-    x = _prepare(xp, inputs)
-    return _realise(xp, x, params)[3]
+    return realise(inputs, params)["feasible"]
 
 
 def realise(inputs: Mapping[str, Any], params: LabParams | None = None) -> dict[str, Any]:
