@@ -215,7 +215,7 @@ def reference(task: str, log2_n: int) -> dict[str, Any]:
 
 
 # -- strategies -----------------------------------------------------------------------------------
-def _noise_seed(seed: int, k: int) -> int:
+def noise_seed(seed: int, k: int) -> int:
     return 10_000 * seed + k
 
 
@@ -252,7 +252,7 @@ def run_campaign(
         dt = time.perf_counter() - t0
         if campaign.history.iloc[-1]["strategy"] != "sobol":
             suggest_s.append({"n_observations": n_obs, "seconds": dt})
-        campaign.tell(lab.measure(batch, seed=_noise_seed(seed, k)))
+        campaign.tell(lab.measure(batch, seed=noise_seed(seed, k)))
         designs.append(batch[list(_design_columns())])
     return {"designs": pd.concat(designs, ignore_index=True), "suggest": suggest_s}
 
@@ -314,7 +314,7 @@ def run_optuna(task: str, seed: int, budget: int, sampler_name: str) -> dict:
         rows = [{**fixed, **t.params} for t in trials]
         batch = pd.DataFrame(rows)[list(_design_columns())]
         batch.insert(0, "candidate_id", [f"T{t.number:04d}" for t in trials])
-        res = lab.measure(batch, seed=_noise_seed(seed, k))
+        res = lab.measure(batch, seed=noise_seed(seed, k))
         slack = space.evaluate_constraints(space.to_tensor(batch))  # (4, c), >= 0 is feasible
         param_violation = (
             (-slack.min(dim=-1).values).tolist() if slack.shape[-1] else [0.0] * len(trials)
@@ -495,7 +495,7 @@ def run_ax(task: str, seed: int, budget: int) -> dict:
         rows = [{**fixed, **params} for params in trials.values()]
         batch = pd.DataFrame(rows)[list(_design_columns())]
         batch.insert(0, "candidate_id", [f"T{i:04d}" for i in trials])
-        res = lab.measure(batch, seed=_noise_seed(seed, k))
+        res = lab.measure(batch, seed=noise_seed(seed, k))
         slack = space.evaluate_constraints(space.to_tensor(batch))  # (n, c), >= 0 feasible
         for j, (index, (_, r)) in enumerate(zip(trials, res.iterrows(), strict=True)):
             raw: dict[str, Any] = {name: float(r[name]) for name in measured}

@@ -42,11 +42,12 @@ if str(ROOT) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import benchmark_tasks  # noqa: E402  (beside this script)
+import bench_campaign  # noqa: E402  (beside this script: its runs, noise seeds and fronts)
+import benchmark_tasks  # noqa: E402
 
-RESULTS = ROOT / "experiments" / "results"
-RUNS = RESULTS / "campaign_runs" / "full"
-BATCH = 4
+RESULTS = bench_campaign.RESULTS
+RUNS = bench_campaign.RUNS / "full"
+BATCH = bench_campaign.BATCH
 VARIANTS: dict[str, dict[str, Any]] = {
     "shared": {},
     "per-route": {"prior_by_route": True},
@@ -69,7 +70,8 @@ def _remeasure(task: str, run: dict[str, Any], n: int) -> pd.DataFrame:
     designs = pd.DataFrame(run["designs"])[list(DESIGN_COLUMNS)].iloc[:n]
     parts = [
         lab.measure(
-            designs.iloc[i : i + BATCH].reset_index(drop=True), seed=10_000 * run["seed"] + k
+            designs.iloc[i : i + BATCH].reset_index(drop=True),
+            seed=bench_campaign.noise_seed(run["seed"], k),
         )
         for k, i in enumerate(range(0, n, BATCH), start=1)
     ]
@@ -79,7 +81,7 @@ def _remeasure(task: str, run: dict[str, Any], n: int) -> pd.DataFrame:
 def _front(task: str) -> pd.DataFrame:
     from poreml.data.schema import ROUTES
 
-    ref = json.loads((RESULTS / f"campaign_reference_{task}_2e20.json").read_text())
+    ref = bench_campaign.reference(task, bench_campaign.REFERENCE_LOG2)
     front = pd.DataFrame(ref["front_designs"])
     front["route"] = [ROUTES[int(r)] for r in front["route"]]
     return front
