@@ -498,6 +498,45 @@ class GPSurrogate(Surrogate):
             self._posterior_caches_ = caches
         return caches
 
+    def loo_residuals(self, y: Tensor) -> Tensor:
+        """Leave-one-out residuals of the training rows, in standardised model space.
+
+        For an exact GP with its hyperparameters fixed, the residual of training row ``i``
+        from the prediction of the other rows is ``α_i / [(K + σ²I)⁻¹]_ii`` with
+        ``α = (K + σ²I)⁻¹(y − m(X))`` (Rasmussen & Williams, eq. 5.12), read from the
+        prediction caches: no refit. Unlike the residual from the latent mean at the row itself,
+        it keeps the model's out-of-sample error and the row's noise whole.
+
+        Args:
+            y: ``(n, T)`` the standardised targets the model was fitted on (NaN where not
+                measured), rows in the order of the fit.
+
+        Returns:
+            Tensor ``(n, T)``: each measured entry's leave-one-out residual, NaN elsewhere.
+
+        Raises:
+            ValueError: ``y`` is not the fitted training targets.
+        """
+        self._check_fitted()
+        out = torch.full(y.shape, float("nan"), dtype=y.dtype)
+        for group, cache, model in zip(
+            self.groups_, self._posterior_caches(), self.models_, strict=True
+        ):
+            rows = ~torch.isnan(y[:, group[0]])
+            fitted = model.train_targets.reshape(len(group), -1).T
+            if int(rows.sum()) != fitted.shape[0] or not torch.allclose(
+                y[rows][:, list(group)].to(fitted), fitted
+            ):
+                raise ValueError(
+                    "loo_residuals: y is not the training targets the model was fitted on"
+                )
+            precision = (cache.root * cache.root).sum(-1)  # diagonal of (K + σ²I)⁻¹, (m, n)
+            residual = cache.alpha.squeeze(-1) / precision
+            out[rows.nonzero().squeeze(-1).unsqueeze(-1), torch.tensor(group)] = residual.T.to(
+                y.dtype
+            )
+        return out
+
     def _reference_moments(
         self, features: Features, observation_noise: bool
     ) -> tuple[Tensor, Tensor]:

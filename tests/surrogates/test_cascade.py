@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from poreml.data.schema import CONTINUOUS_DESIGN_COLUMNS, DESIGN_COLUMNS, MEASURED_COLUMNS, ROUTES
 from poreml.design.search_space import SearchSpace
@@ -111,6 +112,22 @@ def test_conditioning_on_the_measurement_moves_ice_towards_the_batch(lab) -> Non
     design_only = model.predict(X[list(DESIGN_COLUMNS)])["ice_pct"].to_numpy()
     conditioned = model.predict(X)["ice_pct"].to_numpy()
     assert np.abs(conditioned - truth).mean() < 0.95 * np.abs(design_only - truth).mean()
+
+
+def test_the_link_is_the_covariance_of_the_stages_leave_one_out_residuals(lab) -> None:
+    model, _ = lab
+    train = virtual_lab_data(64, seed=0)
+    X, y = train[list(DESIGN_COLUMNS)], train[list(TARGETS)]
+    residuals = []
+    for stage in (model.stage1_, model.stage2_):
+        values = torch.tensor(y[list(stage.targets_)].to_numpy(np.float64))
+        residuals.append(stage.loo_residuals(stage.target_scaler_.transform(values)))
+    characterisation = residuals[0][:, [model.stage1_.targets_.index(c) for c in CHARACTERISATION]]
+    for j, target in enumerate(model.stage2_.targets_):
+        block = torch.cat([characterisation, residuals[1][:, j : j + 1]], dim=1).numpy()
+        expected = np.cov(block, rowvar=False)
+        assert np.asarray(model.link_[j]) == pytest.approx(expected, rel=1e-9), target
+    assert model.link_rows_ == [len(X)] * len(model.stage2_.targets_)
 
 
 def test_conditioning_narrows_the_ice_interval_on_average(lab) -> None:

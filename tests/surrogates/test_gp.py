@@ -95,6 +95,41 @@ def test_targets_measured_on_different_rows_get_their_own_gp(train_data, test_de
     assert np.isfinite(model.predict(test_designs).to_numpy()).all()
 
 
+def test_leave_one_out_residuals_match_refitting_without_each_row(train_data) -> None:
+    X, y = train_data
+    y = y.copy()
+    y.loc[y.index[:6], "ssa_m2_g"] = np.nan  # two groups: rows differ per target
+    model = GPSurrogate(fit_maxiter=20).fit(X, y)
+    values = torch.tensor(y[list(model.targets_)].to_numpy(np.float64))
+    loo = model.loo_residuals(model.target_scaler_.transform(values))
+    assert torch.isnan(loo).equal(torch.isnan(values))
+    for group, gp in zip(model.groups_, model.models_, strict=True):
+        inputs, size = gp.train_inputs[0], gp.train_targets.shape[-1]
+        with torch.no_grad():
+            covar = gp.covar_module(inputs).to_dense().reshape(len(group), size, size)
+            prior = gp.mean_module(inputs).reshape(len(group), size)
+            noise = gp.likelihood.noise.reshape(len(group), 1, 1)
+        targets = gp.train_targets.reshape(len(group), -1)
+        rows = (~torch.isnan(values[:, group[0]])).nonzero().squeeze(-1)
+        n = len(rows)
+        for i in range(n):  # the prediction of row i from the other rows, same hyperparameters
+            rest = [r for r in range(n) if r != i]
+            for k, j in enumerate(group):
+                system = covar[k][rest][:, rest] + noise[k] * torch.eye(n - 1, dtype=covar.dtype)
+                weights = torch.linalg.solve(system, targets[k, rest] - prior[k, rest])
+                predicted = prior[k, i] + covar[k, i, rest] @ weights
+                expected = float(targets[k, i] - predicted)
+                assert float(loo[rows[i], j]) == pytest.approx(expected, rel=1e-6, abs=1e-9)
+
+
+def test_leave_one_out_residuals_need_the_training_targets(train_data) -> None:
+    X, y = train_data
+    model = GPSurrogate(fit_maxiter=5).fit(X, y)
+    values = torch.tensor(y[list(model.targets_)].to_numpy(np.float64))
+    with pytest.raises(ValueError, match="not the training targets"):
+        model.loo_residuals(model.target_scaler_.transform(values) + 0.5)
+
+
 def test_constant_prior_has_no_physics_column(train_data) -> None:
     X, y = train_data
     model = GPSurrogate(prior="constant", fit_maxiter=10).fit(X, y)
