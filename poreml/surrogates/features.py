@@ -191,7 +191,7 @@ class FeatureEncoder:
         ref = floating[0] if floating else None
         dtype = ref.dtype if ref is not None else FEATURE_DTYPE
         device = ref.device if ref is not None else (tensors[0].device if tensors else None)
-        shape = torch.broadcast_shapes(*(torch.as_tensor(v).shape for v in raw.values()))
+        shape = _common_shape([torch.as_tensor(v).shape for v in raw.values()])
         nan = torch.full(shape, math.nan, dtype=dtype, device=device)
 
         cols: list[Tensor] = []
@@ -245,3 +245,13 @@ class FeatureEncoder:
             tuple(float(v) for v in data["scale"]),
             tuple(data["names"]),
         )
+
+
+def _common_shape(shapes: list[torch.Size]) -> torch.Size:
+    """The broadcast shape of ``shapes``: the shape itself when they all agree (every call on
+    the prediction and acquisition paths), else ``torch.broadcast_shapes``, which costs
+    ~0.1 ms for nine shapes in torch 2.13, a noticeable share of a one-row prediction."""
+    first = shapes[0] if shapes else torch.Size()
+    if all(shape == first for shape in shapes):
+        return torch.Size(first)
+    return torch.broadcast_shapes(*shapes)
