@@ -2,7 +2,9 @@
 
 Request bodies are validated by the models of :mod:`poreml.api.schemas` before a route runs.
 Routes that call the model are plain ``def`` functions, so FastAPI runs them in its thread
-pool and a long screen does not block the event loop.
+pool and a long screen does not block the event loop; ``/v1/predict`` (JSON) is the exception:
+its requests are batched together on the event loop (:mod:`poreml.api.batching`) and each
+batch runs in the thread pool.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response, Security
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from poreml.api import service
-from poreml.api.errors import ModelUnavailableError
+from poreml.api.batching import PredictBatcher
+from poreml.api.errors import ModelUnavailableError, TooManyCandidatesError
 from poreml.api.schemas import (
     ErrorResponse,
     ExplainResponse,
@@ -45,7 +49,11 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def get_model(request: Request) -> service.ServedModel:
+# The dependencies are coroutines: FastAPI would run plain functions in its thread pool, one
+# hop per dependency per request.
+
+
+async def get_model(request: Request) -> service.ServedModel:
     """The served model, loaded at start-up (503 if start-up did not load one)."""
     model = getattr(request.app.state, "model", None)
     if model is None:
@@ -53,9 +61,24 @@ def get_model(request: Request) -> service.ServedModel:
     return model
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """The settings the app was created with."""
     return request.app.state.settings
+
+
+async def get_batcher(
+    request: Request, model: service.ServedModel = Depends(get_model)
+) -> PredictBatcher:
+    """The app's :class:`~poreml.api.batching.PredictBatcher` of the served model."""
+    batcher = getattr(request.app.state, "predict_batcher", None)
+    if batcher is None or batcher.model is not model:
+        batcher = request.app.state.predict_batcher = PredictBatcher(model)
+    return batcher
+
+
+LARGE_ANSWER = 256
+"""Candidates above which a JSON predict answer is serialised in the thread pool, not on the
+event loop (a 10,000-candidate answer takes tens of milliseconds to render)."""
 
 
 health_router = APIRouter(tags=["health"])
@@ -90,25 +113,28 @@ def v1_router(require_token: bool) -> APIRouter:
         summary="Predict candidates",
         responses={200: {"content": {CSV_MEDIA_TYPE: {"schema": {"type": "string"}}}}},
     )
-    def predict(
+    async def predict(
         body: PredictRequest,
         request: Request,
         model: service.ServedModel = Depends(get_model),
         settings: Settings = Depends(get_settings),
+        batcher: PredictBatcher = Depends(get_batcher),
     ) -> Response:
         """Mean, standard deviation and 90 % interval of every target for each candidate,
         whether it lies in the model's training domain, and its design with defaults filled.
         ``Accept: text/csv`` answers CSV."""
-        frame = service.candidates_frame(body.candidates, settings.api_max_candidates)
-        frame, pred = service.predict(model, frame)
+        n = len(body.candidates)
+        if n > settings.api_max_candidates:
+            raise TooManyCandidatesError(n, settings.api_max_candidates)
         if wants_csv(request.headers.get("accept")):
-            return Response(service.predictions_csv(frame, pred), media_type=CSV_MEDIA_TYPE)
-        return JSONResponse(
-            {
-                "model_version": model.version,
-                "predictions": service.prediction_records(frame, pred),
-            }
-        )
+            return await run_in_threadpool(_predict_csv, model, body.candidates, n)
+        content = {
+            "model_version": model.version,
+            "predictions": await batcher.answer(body.candidates),
+        }
+        if n > LARGE_ANSWER:
+            return await run_in_threadpool(JSONResponse, content)
+        return JSONResponse(content)
 
     @router.post(
         "/screen",
@@ -162,6 +188,11 @@ def v1_router(require_token: bool) -> APIRouter:
         return JSONResponse(service.explain(model, frame))
 
     return router
+
+
+def _predict_csv(model: service.ServedModel, candidates: list[Any], n: int) -> Response:
+    frame, pred = service.predict(model, service.candidates_frame(candidates, n))
+    return Response(service.predictions_csv(frame, pred), media_type=CSV_MEDIA_TYPE)
 
 
 def wants_csv(accept: str | None) -> bool:

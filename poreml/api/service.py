@@ -41,6 +41,7 @@ __all__ = [
     "explain",
     "load_model",
     "predict",
+    "predict_many",
     "predictions_csv",
     "screen",
     "served_model",
@@ -133,6 +134,17 @@ class ServedModel:
         Raises:
             ModelUnavailableError: the model raised, or returned non-finite numbers.
         """
+        job = self._predicted(frame)
+        if job.error is not None:
+            raise job.error
+        problem = _nonfinite(job.values, self.targets)
+        if problem is not None:
+            raise problem
+        return job.predictions(self.targets)
+
+    def _predicted(self, frame: pd.DataFrame) -> _Job:
+        """The finished :class:`_Job` of ``frame``'s rows (its ``error`` set if the model
+        failed); predictions are not checked for finiteness here."""
         measured = [c for c in MEASURED_COLUMNS if c in frame.columns]
         job = _Job(frame[[*DESIGN_COLUMNS, *measured]], len(self.targets))
         with self._queue_lock:
@@ -143,9 +155,7 @@ class ServedModel:
                 # here has rows left in the queue, so every turn makes progress.
                 if not job.finished:
                     self._run(self._next_rows())
-        if job.error is not None:
-            raise job.error
-        return job.predictions(self.targets)
+        return job
 
     def _next_rows(self) -> list[tuple[_Job, int, int]]:
         """Take up to :data:`CHUNK_ROWS` rows from the queue: ``(job, start, stop)`` pieces.
@@ -254,19 +264,7 @@ class _Job:
         self.taken = self.n
 
     def predictions(self, targets: tuple[str, ...]) -> Predictions:
-        """The finished job as :class:`Predictions`.
-
-        Raises:
-            ModelUnavailableError: the model returned a non-finite number.
-        """
-        for stat, values in self.values.items():
-            bad = ~np.isfinite(values)
-            if bad.any():
-                row, col = (int(v) for v in np.argwhere(bad)[0])
-                raise ModelUnavailableError(
-                    f"the model returned a non-finite {stat} for {targets[col]} "
-                    f"(candidate {row} and {int(bad.any(axis=1).sum()) - 1} more)"
-                )
+        """The finished job as :class:`Predictions` (rows as predicted, finite or not)."""
         return Predictions(
             targets,
             in_domain=self.in_domain,
@@ -274,6 +272,22 @@ class _Job:
             conditioned_on=self.conditioned_on,
             **self.values,
         )
+
+
+def _nonfinite(
+    values: Mapping[str, np.ndarray], targets: Sequence[str], rows: slice = slice(None)
+) -> ModelUnavailableError | None:
+    """The error a request gets when the model returned a non-finite number for one of its
+    ``rows`` (candidates counted from the first of them), else None."""
+    for stat, block in values.items():
+        bad = ~np.isfinite(block[rows])
+        if bad.any():
+            row, col = (int(v) for v in np.argwhere(bad)[0])
+            return ModelUnavailableError(
+                f"the model returned a non-finite {stat} for {targets[col]} "
+                f"(candidate {row} and {int(bad.any(axis=1).sum()) - 1} more)"
+            )
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -400,6 +414,43 @@ def predict(model: ServedModel, frame: pd.DataFrame) -> tuple[pd.DataFrame, Pred
     out = _answer_frame(frame)
     out.insert(1, "index", np.arange(len(frame)))
     return out, model.predict(frame)
+
+
+def predict_many(
+    model: ServedModel, requests: Sequence[Sequence[Any]]
+) -> list[list[dict[str, Any]] | ModelUnavailableError]:
+    """Answer several ``/v1/predict`` requests with one frame and one model call.
+
+    What each request gets is what :func:`predict` and :func:`prediction_records` give it on
+    its own (``index`` counts its own candidates; measured columns another request sent are
+    NaN, not measured, for it), but the frame building, the model call and the record
+    building are paid once for the batch: for single-candidate requests they cost several
+    times the model's share (:mod:`poreml.api.batching`).
+
+    Args:
+        model: the served model.
+        requests: each request's validated candidates (the server's cap already checked).
+
+    Returns:
+        Per request, in order, its prediction records, or the :class:`ModelUnavailableError`
+        it is answered with (every request when the model failed; only the requests with a
+        non-finite prediction otherwise).
+    """
+    sizes = [len(candidates) for candidates in requests]
+    frame = candidates_frame([c for candidates in requests for c in candidates], sum(sizes))
+    job = model._predicted(frame)
+    if job.error is not None:
+        return [job.error] * len(requests)
+    out = _answer_frame(frame)
+    out.insert(1, "index", np.concatenate([np.arange(n) for n in sizes]))
+    records = prediction_records(out, job.predictions(model.targets))
+    answers: list[list[dict[str, Any]] | ModelUnavailableError] = []
+    start = 0
+    for n in sizes:
+        rows = slice(start, start + n)
+        answers.append(_nonfinite(job.values, model.targets, rows) or records[rows])
+        start += n
+    return answers
 
 
 def _answer_frame(frame: pd.DataFrame) -> pd.DataFrame:
