@@ -260,7 +260,9 @@ class CascadeSurrogate(Surrogate):
         """Mean and std in the cascade's standardised space, conditioned on the measured
         characterisation in ``raw`` (module doc)."""
         s1, s2 = self.stage1_, self.stage2_
-        f1, f2 = s1.encoder_.transform(raw), s2.encoder_.transform(raw)
+        f1 = s1.encoder_.transform(raw)
+        # the stages were fitted on the same design columns: one encoding serves both
+        f2 = f1 if s2.encoder_ == s1.encoder_ else s2.encoder_.transform(raw)
         idx = self._char_index()
         n = f1.z.shape[0]
         given = torch.stack(
