@@ -219,16 +219,14 @@ class CascadeSurrogate(Surrogate):
     def _residuals(self, stage: Surrogate, X: pd.DataFrame, y: pd.DataFrame) -> Tensor:
         """Standardised residuals ``(n, T)`` of ``y``: leave-one-out where the stage has them
         in closed form, else from the stage's latent mean (NaN where not measured)."""
-        raw = stage._raw_inputs(X, source="X")
+        values = torch.tensor(y[list(stage.targets_)].to_numpy(dtype="float64", na_value=np.nan))
         with torch.no_grad():
-            mu, _ = stage._predict_moments(stage.encoder_.transform(raw), False)
-            values = torch.tensor(
-                y[list(stage.targets_)].to_numpy(dtype="float64", na_value=np.nan), dtype=mu.dtype
-            )
             scaled = stage.target_scaler_.transform(values)
             if isinstance(stage, GPSurrogate):
                 return stage.loo_residuals(scaled)
-        return scaled - mu
+            raw = stage._raw_inputs(X, source="X")
+            mu, _ = stage._predict_moments(stage.encoder_.transform(raw), False)
+        return scaled.to(mu.dtype) - mu
 
     def _fit_link(self, X: pd.DataFrame, y: pd.DataFrame) -> tuple[list[Any], list[int]]:
         e1 = self._residuals(self.stage1_, X, y)[:, self._char_index()]

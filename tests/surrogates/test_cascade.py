@@ -239,3 +239,16 @@ def test_predict_table_is_predict_arrays_as_a_frame(lab) -> None:
         np.testing.assert_array_equal(table[f"{target}_lower"].to_numpy(), arrays.lower[:, j])
     np.testing.assert_array_equal(table["domain_distance"].to_numpy(), arrays.domain_distance)
     assert table["in_domain"].tolist() == arrays.in_domain.tolist()
+
+
+def test_stages_without_leave_one_out_residuals_link_through_in_sample_ones(lab) -> None:
+    _, test = lab
+    train = virtual_lab_data(40, seed=0)
+    model = make("cascade", stage1="trees", stage2="ridge", random_state=0).fit(
+        train[list(DESIGN_COLUMNS)], train[list(TARGETS)]
+    )
+    assert model.link_rows_ == [40] * len(PERFORMANCE)
+    measured = model.predict(_with(test, *CHARACTERISATION))["ice_pct"].to_numpy()
+    design_only = model.predict(_with(test))["ice_pct"].to_numpy()
+    assert np.isfinite(measured).all()
+    assert not np.allclose(measured, design_only)
