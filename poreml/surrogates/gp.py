@@ -77,6 +77,7 @@ from gpytorch.priors import GammaPrior, NormalPrior
 from torch import Tensor
 
 from poreml.data.schema import COLUMNS, CONTINUOUS_DESIGN_COLUMNS, ROUTES
+from poreml.exceptions import ConfigError
 from poreml.surrogates.base import FittedState, Surrogate
 from poreml.surrogates.features import Features, MissingIndicators
 from poreml.surrogates.registry import register
@@ -515,7 +516,7 @@ class GPSurrogate(Surrogate):
             Tensor ``(n, T)``: each measured entry's leave-one-out residual, NaN elsewhere.
 
         Raises:
-            ValueError: ``y`` is not the fitted training targets.
+            ConfigError: ``y`` is not the fitted training targets.
         """
         self._check_fitted()
         out = torch.full(y.shape, float("nan"), dtype=y.dtype)
@@ -527,8 +528,12 @@ class GPSurrogate(Surrogate):
             if int(rows.sum()) != fitted.shape[0] or not torch.allclose(
                 y[rows][:, list(group)].to(fitted), fitted
             ):
-                raise ValueError(
-                    "loo_residuals: y is not the training targets the model was fitted on"
+                raise ConfigError(
+                    f"loo_residuals: y is not the training targets the model was fitted on "
+                    f"(expected {fitted.shape[0]} measured rows of "
+                    f"{', '.join(self.targets_[j] for j in group)} "
+                    f"equal to the fit's; got {int(rows.sum())} rows); pass the standardised "
+                    "targets of the training table"
                 )
             precision = (cache.root * cache.root).sum(-1)  # diagonal of (K + σ²I)⁻¹, (m, n)
             residual = cache.alpha.squeeze(-1) / precision
