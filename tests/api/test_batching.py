@@ -32,16 +32,12 @@ def bodies(n: int, seed: int) -> list[dict[str, Any]]:
     return out
 
 
-async def post_all(app: Any, payloads: list[dict[str, Any]]) -> list[httpx.Response]:
-    """Every payload posted at once to the app."""
+async def post(app: Any, payloads: list[dict[str, Any]], *, at_once: bool) -> list[Any]:
+    """The responses to every payload, posted all at once or one after the other."""
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        return await asyncio.gather(*(client.post("/v1/predict", json=p) for p in payloads))
-
-
-async def post_one_by_one(app: Any, payloads: list[dict[str, Any]]) -> list[httpx.Response]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        if at_once:
+            return await asyncio.gather(*(client.post("/v1/predict", json=p) for p in payloads))
         return [await client.post("/v1/predict", json=p) for p in payloads]
 
 
@@ -63,8 +59,8 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(
 ) -> None:
     app = create_app(make_settings(), model=surrogate)
     payloads = bodies(24, seed=5)
-    alone = asyncio.run(post_one_by_one(app, payloads))
-    together = asyncio.run(post_all(app, payloads))
+    alone = asyncio.run(post(app, payloads, at_once=False))
+    together = asyncio.run(post(app, payloads, at_once=True))
     for got, expected in zip(together, alone, strict=True):
         assert got.status_code == expected.status_code == 200
         assert_same_answer(got.json(), expected.json())
@@ -92,7 +88,7 @@ def test_a_non_finite_prediction_fails_only_the_request_it_belongs_to(
     app = create_app(make_settings(), model=surrogate)
     payloads = bodies(8, seed=9)
     payloads[3]["candidates"][0]["porosity"] = poisoned
-    responses = asyncio.run(post_all(app, payloads))
+    responses = asyncio.run(post(app, payloads, at_once=True))
     assert [r.status_code for r in responses] == [503 if k == 3 else 200 for k in range(8)]
     assert "non-finite mean" in responses[3].json()["detail"]
     assert max(app.state.predict_batcher.batch_sizes) > 1
@@ -108,18 +104,18 @@ def test_a_failing_batch_answers_every_request_in_it_503_and_the_next_batch_work
     monkeypatch.setattr(
         service, "prediction_records", lambda *a, **k: (_ for _ in ()).throw(KeyError("a bug"))
     )
-    responses = asyncio.run(post_all(app, bodies(6, seed=2)))
+    responses = asyncio.run(post(app, bodies(6, seed=2), at_once=True))
     assert {r.status_code for r in responses} == {503}
     assert all("KeyError" in r.json()["detail"] for r in responses)
     monkeypatch.setattr(service, "prediction_records", original)
-    assert {r.status_code for r in asyncio.run(post_all(app, bodies(6, seed=2)))} == {200}
+    assert {r.status_code for r in asyncio.run(post(app, bodies(6, seed=2), at_once=True))} == {200}
 
 
 def test_a_lone_request_is_answered_without_waiting_for_others(
     make_settings: Callable[..., Settings], surrogate: Any
 ) -> None:
     app = create_app(make_settings(), model=surrogate)
-    (response,) = asyncio.run(post_all(app, bodies(1, seed=3)))
+    (response,) = asyncio.run(post(app, bodies(1, seed=3), at_once=True))
     assert response.status_code == 200
     assert list(app.state.predict_batcher.batch_sizes) == [1]
 
@@ -129,6 +125,6 @@ def test_too_many_candidates_is_refused_before_batching(
 ) -> None:
     app = create_app(make_settings(api_max_candidates=2), model=surrogate)
     payloads = bodies(4, seed=4)  # 1, 2, 3 and 1 candidates
-    responses = asyncio.run(post_all(app, payloads))
+    responses = asyncio.run(post(app, payloads, at_once=True))
     assert [r.status_code for r in responses] == [200, 200, 413, 200]
     assert sum(app.state.predict_batcher.batch_sizes) == 3
