@@ -183,7 +183,12 @@ class TorchBackend(Backend):
         return table[index]
 
     def take_rows(self, table: Sequence[Sequence[float]], index: Any) -> list[Any]:
-        rows = self._torch.as_tensor([list(r) for r in table], dtype=self.dtype, device=self.device)
+        torch = self._torch
+        if any(isinstance(v, torch.Tensor) for r in table for v in r):
+            # constants that are tensors themselves (being calibrated): keep their gradients
+            rows = torch.stack([torch.stack([self._t(v) for v in r]) for r in table])
+        else:
+            rows = torch.as_tensor([list(r) for r in table], dtype=self.dtype, device=self.device)
         return list(rows[:, index].unbind(0))
 
 

@@ -210,3 +210,28 @@ def test_gradient_is_zero_where_the_route_window_clips():
     (grad,) = torch.autograd.grad(out["ssa_m2_g"], [x["pore_size_nm"]])
     assert grad.item() == 0.0
     assert not out["feasible"].item()
+
+
+def test_route_constants_given_as_tensors_carry_their_gradients() -> None:
+    """Calibration passes route constants as tensors; the physics differentiates through them."""
+    from types import SimpleNamespace
+
+    base = lab_params()
+    eta = torch.tensor(base.routes.eta_max, dtype=torch.float64, requires_grad=True)
+    params = SimpleNamespace(
+        materials=base.materials,
+        globals=base.globals,
+        routes=SimpleNamespace(
+            **{**vars(base.routes), "eta_max": tuple(eta.unbind(0))},
+        ),
+        windows=base.windows,
+    )
+    porosity = torch.tensor([0.3, 0.3, 0.5], dtype=torch.float64)
+    design = {"route": torch.tensor([0, 1, 1]), "porosity": porosity}
+    tap = simulate(design, params)["tap_density_g_cm3"]
+    reference = simulate({k: v.numpy() for k, v in design.items()}, base)["tap_density_g_cm3"]
+    np.testing.assert_allclose(tap.detach().numpy(), reference, rtol=1e-12)
+    tap.sum().backward()
+    # tap density is proportional to the route's packing ceiling: d(tap)/d(eta) = tap / eta
+    expected = [reference[0] / eta[0].item(), (reference[1] + reference[2]) / eta[1].item(), 0.0]
+    np.testing.assert_allclose(eta.grad.numpy(), expected, rtol=1e-9)
