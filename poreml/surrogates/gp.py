@@ -79,6 +79,7 @@ from torch import Tensor
 from poreml.data.schema import COLUMNS, CONTINUOUS_DESIGN_COLUMNS, ROUTES
 from poreml.exceptions import ConfigError
 from poreml.surrogates.base import FittedState, Surrogate
+from poreml.surrogates.calibration import Calibration, calibrate
 from poreml.surrogates.features import Features, MissingIndicators
 from poreml.surrogates.registry import register
 from poreml.virtual_lab.params import LabParams, lab_params
@@ -287,14 +288,19 @@ class GPSurrogate(Surrogate):
         prior_by_route: with the physics prior, learn a correction of its offset and slope
             per synthesis route (:class:`PhysicsMean`), so a route where the physics is wrong
             stops borrowing the weights of the routes where it is right.
+        calibrate: with the physics prior, first fit the physics' uncertain constants (route
+            table, spec section 7's model parameters) to the training data
+            (:mod:`poreml.surrogates.calibration`), so a lab whose constants differ from the
+            published ones gets a prior of the right shape, not only a rescaled one.
         fit_maxiter: most L-BFGS-B iterations of the marginal-likelihood fit.
         feature_set, targets, target_transforms, missing_indicators, domain_margin,
         random_state: see :class:`~poreml.surrogates.base.Surrogate`.
 
     Fitted attributes: ``groups_`` (tuples of target indices measured on the same rows),
     ``models_`` (one fitted ``SingleTaskGP`` per group, multi-output when the group has several
-    targets, in eval mode), ``train_inputs_`` (their untransformed inputs ``(n_g, d [+ m_g])``)
-    and the attributes of the base class.
+    targets, in eval mode), ``train_inputs_`` (their untransformed inputs ``(n_g, d [+ m_g])``),
+    ``calibration_`` (the :class:`~poreml.surrogates.calibration.Calibration` of the physics
+    constants, or None) and the attributes of the base class.
     """
 
     differentiable = True
@@ -306,6 +312,7 @@ class GPSurrogate(Surrogate):
         scenario: str = "baseline",
         instance_seed: int | None = None,
         prior_by_route: bool = False,
+        calibrate: bool = False,
         fit_maxiter: int = 60,
         feature_set: str = "design",
         targets: Sequence[str] | None = None,
@@ -326,6 +333,7 @@ class GPSurrogate(Surrogate):
         self.scenario = scenario
         self.instance_seed = instance_seed
         self.prior_by_route = prior_by_route
+        self.calibrate = calibrate
         self.fit_maxiter = fit_maxiter
 
     def _settings_problems(self) -> list[str]:
@@ -334,6 +342,8 @@ class GPSurrogate(Surrogate):
             problems.append(f"prior: expected one of {', '.join(PRIORS)} (got {self.prior!r})")
         if not isinstance(self.prior_by_route, bool):
             problems.append(f"prior_by_route: expected true or false (got {self.prior_by_route!r})")
+        if not isinstance(self.calibrate, bool):
+            problems.append(f"calibrate: expected true or false (got {self.calibrate!r})")
         if not (isinstance(self.fit_maxiter, int) and self.fit_maxiter >= 1):
             problems.append(f"fit_maxiter: expected an integer >= 1 (got {self.fit_maxiter!r})")
         try:
@@ -353,12 +363,23 @@ class GPSurrogate(Surrogate):
         Returns:
             Tensor ``(*batch, T)`` (targets :attr:`targets_`), differentiable in the design.
         """
+        return self._physics_with(features, self.lab_params())
+
+    def lab_params(self) -> LabParams:
+        """The physics constants of the prior: calibrated ones after a fit with ``calibrate``
+        (:attr:`calibration_`), else those of ``scenario`` / ``instance_seed``."""
+        calibration = getattr(self, "calibration_", None)
+        if calibration is not None:
+            return calibration.params
+        return _lab_params(self.scenario, self.instance_seed)
+
+    def _physics_with(self, features: Features, params: Any) -> Tensor:
+        """:meth:`physics` under the constants ``params`` (tensors allowed: calibration)."""
         inputs: dict[str, Any] = {
             name: _clamp_to_domain(name, features.design[name])
             for name in CONTINUOUS_DESIGN_COLUMNS
         }
         inputs["route"] = features.design["route"]
-        params = _lab_params(self.scenario, self.instance_seed)
         if torch.is_grad_enabled() or features.z.device.type != "cpu":
             out = simulate(inputs, params)
             values = torch.stack([out[t] for t in self.targets_], dim=-1)
@@ -418,6 +439,10 @@ class GPSurrogate(Surrogate):
         # Targets measured on the same rows share one batched multi-output GP (independent
         # hyperparameters per output, one optimisation): 6 targets on complete data cost
         # about as much as one.
+        self.calibration_: Calibration | None = None
+        if self.calibrate and self.prior == "physics":
+            base = _lab_params(self.scenario, self.instance_seed)
+            self.calibration_ = calibrate(lambda p: self._physics_with(features, p), y, base)
         observed = ~torch.isnan(y)
         groups: dict[tuple[bool, ...], list[int]] = {}
         for j in range(y.shape[1]):
@@ -594,10 +619,16 @@ class GPSurrogate(Surrogate):
             tensors[f"{g}.train_y"] = model.train_targets.reshape(len(self.groups_[g]), -1).T
             for key, value in model.state_dict().items():
                 tensors[f"{g}.state.{key}"] = value
-        return FittedState(meta={"groups": [list(g) for g in self.groups_]}, tensors=tensors)
+        meta: dict[str, Any] = {"groups": [list(g) for g in self.groups_]}
+        if self.calibration_ is not None:
+            meta["calibration"] = self.calibration_.to_dict()
+        return FittedState(meta=meta, tensors=tensors)
 
     def _restore(self, state: FittedState) -> None:
         t = state.tensors
+        saved = state.meta.get("calibration")
+        # before the GPs are rebuilt: their physics columns use the calibrated constants
+        self.calibration_ = None if saved is None else Calibration.from_dict(saved)
         models, inputs = [], []
         groups = [tuple(int(j) for j in g) for g in state.meta["groups"]]
         for g in range(len(groups)):
