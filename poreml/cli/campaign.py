@@ -309,7 +309,7 @@ def status_cmd(
     ref = ", ".join(f"{k} {v:g}" for k, v in status["reference_point"].items())
     console.print(f"hypervolume {status['hypervolume']:.4g} (reference point: {ref})")
     console.print(_front_table(campaign.pareto_front(), campaign))
-    console.print(_routes_table(status["routes"]))
+    console.print(_routes_table(status["routes"], status["physics_calibration"]))
     console.print(_model_table(status["model_check"]))
 
 
@@ -335,20 +335,30 @@ def _model_table(rows: list[dict[str, Any]]) -> Any:
     return table
 
 
-def _routes_table(routes: list[dict[str, Any]]) -> Any:
-    """Per route: designs tried and how well the virtual-lab prior matched them."""
+def _routes_table(routes: list[dict[str, Any]], calibration: dict[str, Any] | None) -> Any:
+    """Per route: designs tried, how well the virtual-lab prior matched them and, when the
+    model calibrates the physics, the route constants it moved for this lab."""
     from rich.table import Table
 
-    table = Table(
-        title="Physics prior by route (misfit = RMSE of measured - prior / spread; "
+    title = (
+        "Physics prior by route (misfit = RMSE of measured - prior / spread; "
         "< 0.5 good, < 1 fair, else poor)"
     )
+    if calibration is not None:
+        moved = ", ".join(f"{k} {v:.3g}" for k, v in calibration["globals"].items()) or "none"
+        title += (
+            f"; the model's calibrated physics: misfit {calibration['misfit_before']:.2f} -> "
+            f"{calibration['misfit_after']:.2f} (standardised), model parameters moved: {moved}"
+        )
+    table = Table(title=title)
     for column in ("route", "tried", "made", "failed", "prior predicted made/failed", "misfit"):
         table.add_column(column)
     table.add_column("verdict")
+    if calibration is not None:
+        table.add_column("constants calibrated (x published)")
     for r in routes:
         agreement = r["feasibility_agreement"]
-        table.add_row(
+        cells = [
             r["route"],
             str(r["tried"]),
             str(r["made"]),
@@ -356,7 +366,11 @@ def _routes_table(routes: list[dict[str, Any]]) -> Any:
             "-" if agreement is None else f"{agreement:.0%}",
             "-" if r["misfit"] is None else f"{r['misfit']:.2f}",
             r["verdict"],
-        )
+        ]
+        if calibration is not None:
+            factors = calibration["routes"].get(r["route"], {})
+            cells.append(", ".join(f"{k} x{v:.2f}" for k, v in factors.items()) or "as published")
+        table.add_row(*cells)
     return table
 
 

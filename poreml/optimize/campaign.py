@@ -306,7 +306,8 @@ class Campaign:
             by objective), ``objectives``, ``outcome_constraints``, ``pareto_front`` (list of
             row objects), ``pending_ids``, ``cancelled_ids`` and ``routes`` (per synthesis
             route: designs tried and how well the virtual-lab prior has matched them,
-            :func:`~poreml.optimize.prior_check.route_report`) and ``model_check`` (per outcome:
+            :func:`~poreml.optimize.prior_check.route_report`), ``physics_calibration``
+            (:meth:`physics_calibration`) and ``model_check`` (per outcome:
             the model's out-of-sample RMSE and 90 % coverage so far and the widening of its
             uncertainty the next proposal uses, :func:`~poreml.optimize.model_check.
             model_check`).
@@ -333,12 +334,22 @@ class Campaign:
             "pending_ids": [r.candidate_id for r in self._state.pending],
             "cancelled_ids": [r.candidate_id for r in self._state.cancelled],
             "routes": self.prior_check(),
+            "physics_calibration": self.physics_calibration(),
             "model_check": model_check(
                 self._state.observations,
                 self._config.outcome_names,
                 widen=self._settings.widen_uncertainty,
             ),
         }
+
+    def physics_calibration(self) -> dict[str, Any] | None:
+        """What the latest model-based proposal's model learned of the physics constants
+        (per route the constants it moved, and the misfit before and after; campaign setting
+        ``calibrate_prior``), or None when no proposal calibrated them."""
+        for record in reversed(self._state.rounds):
+            if record.model:
+                return record.model.get("physics_calibration")
+        return None
 
     def prior_check(self) -> list[dict[str, Any]]:
         """Per synthesis route: designs tried, made, failed, and how well the virtual-lab

@@ -301,6 +301,16 @@ class CampaignModel:
             for part, value in saved:
                 part.widen = value
 
+    def physics_calibration(self) -> dict[str, Any] | None:
+        """What the outcome surrogate's physics calibration changed (``Calibration.summary``
+        of :mod:`poreml.surrogates.calibration`), or None when it did not calibrate."""
+        parts = list(self.model.models) if isinstance(self.model, ModelList) else [self.model]
+        for part in parts:
+            calibration = getattr(getattr(part, "surrogate", None), "calibration_", None)
+            if calibration is not None:
+                return calibration.summary()
+        return None
+
     def predict(self, X: Tensor, *, observation_noise: bool = False) -> tuple[Tensor, Tensor]:
         """Posterior mean and std of every output at encoded points ``X`` ``(n, d)``.
 

@@ -249,6 +249,7 @@ def _model_based(
         "n_pending": 0 if X_pending is None else int(X_pending.shape[0]),
         "explored_routes": explore,
         "widening": {k: round(v, 4) for k, v in widen.items()},
+        "physics_calibration": fitted.physics_calibration(),
     }
     return Proposal(
         frame,
@@ -343,7 +344,14 @@ def fit_model(
 
 def _surrogate_params(config: CampaignConfig, settings: AcquisitionSettings) -> dict[str, Any]:
     """Settings the campaign passes to its surrogate: per-route prior weights for ``gp``."""
-    return {"prior_by_route": True} if config.surrogate == "gp" and settings.prior_by_route else {}
+    if config.surrogate != "gp":
+        return {}
+    params: dict[str, Any] = {}
+    if settings.prior_by_route:
+        params["prior_by_route"] = True
+    if settings.calibrate_prior:
+        params["calibrate"] = True
+    return params
 
 
 def model_front(

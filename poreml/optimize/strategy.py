@@ -61,6 +61,13 @@ class AcquisitionSettings:
             (:class:`poreml.surrogates.gp.PhysicsMean`), so a route where the physics is wrong
             is fitted on its own (off by default: on the benchmark's labs its extra weights
             cost more accuracy at 24 observations than they gained).
+        calibrate_prior: the physics-informed GP first fits the physics' uncertain constants
+            (route table, the model parameters the spec randomises) to the campaign's
+            measurements and keeps them when a likelihood-ratio test shows the published ones
+            wrong (:mod:`poreml.surrogates.calibration`), so a lab whose routes behave
+            differently from the published constants gets a prior of the right shape (on by
+            default: on the benchmark's labs that depart from the prior it is what reaches
+            their fronts; where the prior is right the test keeps the published constants).
         widen_uncertainty: the acquisition widens each outcome's posterior by the factor the
             campaign's own out-of-sample record calls for
             (:func:`poreml.optimize.proposals.widening`), so a model over-confident where the
@@ -80,6 +87,7 @@ class AcquisitionSettings:
     feasibility_prior: str = "physics"
     route_floor: float = 0.0
     prior_by_route: bool = False
+    calibrate_prior: bool = True
     widen_uncertainty: bool = True
 
     def __post_init__(self) -> None:
@@ -134,6 +142,10 @@ class AcquisitionSettings:
                 "a number in [0, 0.5]",
                 self.route_floor,
                 "use e.g. 0.15, or 0 to turn route exploration off",
+            )
+        if not isinstance(self.calibrate_prior, bool):
+            raise config_error(
+                "settings.calibrate_prior", "true or false", self.calibrate_prior, "use a bool"
             )
         if not isinstance(self.widen_uncertainty, bool):
             raise config_error(

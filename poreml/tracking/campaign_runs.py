@@ -11,7 +11,8 @@ this needs a tracker that can log to a closed run (:class:`ParentRunTracker`, e.
 :class:`~poreml.tracking.mlflow_tracker.MlflowTracker`).
 
 Every round gets a child run ``round-NNN`` (``campaign-round``: params, hypervolume and model
-diagnostics / calibration / widening metrics, ``proposals.csv``, for model-based rounds
+diagnostics / calibration / widening / ``physics.*`` calibration metrics, ``proposals.csv``,
+for model-based rounds
 ``predicted_front.csv``) and every upload that changed the campaign a child run ``observe-NNN``
 (``campaign-observe``: counts, hypervolume, ``results.csv``). Each child run also holds the
 Pareto and hypervolume plots and, for a campaign kept in a directory, ``state.json``.
@@ -205,6 +206,9 @@ class CampaignRuns:
                     metrics[f"calibration.{key}"] = value
                 for key, value in (record.model.get("widening") or {}).items():
                     metrics[f"widening.{key}"] = value
+                metrics.update(
+                    _physics_calibration_metrics(record.model.get("physics_calibration"))
+                )
                 self.tracker.log_metrics(metrics, step=record.round)
                 self.tracker.log_table(proposals, "proposals.csv")
                 if model is not None:
@@ -304,3 +308,20 @@ def config_params(config: CampaignConfig) -> dict[str, Any]:
         "outcome_constraints": ", ".join(f"{c.name} {c}" for c in config.outcome_constraints),
         "parameter_constraints": "; ".join(data["parameter_constraints"]),
     }
+
+
+def _physics_calibration_metrics(summary: Mapping[str, Any] | None) -> dict[str, float]:
+    """A round's physics calibration as metrics: ``physics.accepted`` (1 when the fitted
+    constants replaced the published ones), ``physics.misfit_before`` / ``_after`` and, per
+    route constant it moved, ``physics.<route>.<constant>`` (calibrated / published)."""
+    if not summary:
+        return {}
+    metrics = {
+        "physics.accepted": float(summary["accepted"]),
+        "physics.misfit_before": float(summary["misfit_before"]),
+        "physics.misfit_after": float(summary["misfit_after"]),
+    }
+    for route, factors in summary["routes"].items():
+        for name, factor in factors.items():
+            metrics[f"physics.{route}.{name}"] = float(factor)
+    return metrics

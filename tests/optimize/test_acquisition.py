@@ -85,6 +85,8 @@ def test_settings_round_trip_and_validate() -> None:
             AcquisitionSettings(route_floor=value)
     with pytest.raises(ConfigError, match="prior_by_route"):
         AcquisitionSettings(prior_by_route="yes")
+    with pytest.raises(ConfigError, match="calibrate_prior"):
+        AcquisitionSettings(calibrate_prior=1)
 
 
 def test_a_held_route_keeps_its_point_on_that_route() -> None:

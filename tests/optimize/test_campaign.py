@@ -355,3 +355,37 @@ def test_observe_status_and_export_of_a_folder_campaign_do_not_import_torch(
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path, env=env)
+
+
+# -- a lab the physics prior is wrong about ------------------------------------------------------
+def _shifted_lab() -> VirtualLab:
+    """top_down packs denser and traps less Li than the published route table says."""
+    from poreml.virtual_lab import lab_params
+
+    base = lab_params()
+    routes = dataclasses.replace(
+        base.routes, eta_max=(0.64, 0.70, 0.62), f_trap0=(0.08, 0.03, 0.04)
+    )
+    return VirtualLab(params=dataclasses.replace(base, routes=routes))
+
+
+def test_status_reports_the_route_constants_the_model_calibrated(config: CampaignConfig) -> None:
+    lab = _shifted_lab()
+    c = Campaign(dataclasses.replace(config, initial_points=24), settings=FAST)
+    for k in range(3):
+        batch = c.ask(8)
+        c.tell(lab.measure(batch[["candidate_id", *DESIGN_COLUMNS]], seed=k))
+    assert c.physics_calibration() is None  # no model-based proposal yet
+    c.ask(4)
+    calibrated = c.status()["physics_calibration"]
+    assert calibrated["accepted"] and calibrated["statistic"] > calibrated["threshold"]
+    assert calibrated["misfit_after"] < calibrated["misfit_before"]
+    assert calibrated["routes"]["top_down"]["eta_max"] > 1.15
+    # the published lab's measurements keep the published constants
+    c = Campaign(dataclasses.replace(config, initial_points=24), settings=FAST)
+    for k in range(3):
+        c.tell(_measure(c.ask(8), seed=k))
+    c.ask(4)
+    published = c.status()["physics_calibration"]
+    assert not published["accepted"]
+    assert all(not moved for moved in published["routes"].values())
