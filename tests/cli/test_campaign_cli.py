@@ -87,7 +87,7 @@ def test_scripted_lab_loop_with_suggest_observe_status_export(tmp_path: Path) ->
     assert calibration["rows"] == 8 and isinstance(calibration["accepted"], bool)
     human = _ok(["status", str(directory)])
     assert "Pareto front" in human and "hypervolume" in human
-    assert "Physics prior by route" in human and "constants calibrated" in human
+    assert "Physics prior by route" in human and "calibrated" in human
     assert "Model check" in human
     _ok(["export", str(directory), "--out", str(tmp_path / "export.csv")])
     exported = pd.read_csv(tmp_path / "export.csv")
