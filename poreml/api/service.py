@@ -215,7 +215,7 @@ class ServedModel:
 
 def _as_lists(texts: np.ndarray) -> np.ndarray:
     """``;``-joined column names as an object array of lists, one list per distinct text."""
-    unique, which = np.unique(texts.astype(str), return_inverse=True)
+    unique, which = np.unique(texts, return_inverse=True)
     # An object array of lists (np.array of equal-length lists would be 2-D).
     lists = np.empty(len(unique), dtype=object)
     lists[:] = [text.split(";") if text else [] for text in unique]

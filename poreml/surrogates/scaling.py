@@ -429,17 +429,21 @@ class TargetScaler:
         return center, scale
 
     def moments(
-        self, mu: Tensor, sd: Tensor, idx: Sequence[int] | None = None
-    ) -> tuple[Tensor, Tensor]:
-        """Mean and std in original units of Gaussians ``N(mu, sd²)`` in model space."""
-        index, center, scale = self._params(idx, mu)
+        self, mu: np.ndarray, sd: np.ndarray, idx: Sequence[int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and std in original units of Gaussians ``N(mu, sd²)`` in model space.
+
+        On float64 numpy arrays ``(..., m)``: the serving path, which needs no gradients
+        (BoTorch's posterior maps its moments with :attr:`TargetTransform.moments` on tensors).
+        """
+        groups, center, scale = self._array_params(idx)
         t_mu, t_var = mu * scale + center, (sd * scale) ** 2
-        means, stds = [], []
-        for k, i in enumerate(index):
-            m, v = TARGET_TRANSFORMS[self.transforms[i]].moments(t_mu[..., k], t_var[..., k])
-            means.append(m)
-            stds.append(torch.sqrt(torch.clamp(v, min=0.0)))
-        return torch.stack(means, dim=-1), torch.stack(stds, dim=-1)
+        mean, std = np.empty_like(t_mu), np.empty_like(t_mu)
+        for transform, cols in groups:
+            m, v = transform.moments_array(t_mu[..., cols], t_var[..., cols])
+            mean[..., cols] = m
+            std[..., cols] = np.sqrt(np.maximum(v, 0.0))
+        return mean, std
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible dict."""
