@@ -145,8 +145,9 @@ class ServedModel:
     def _predicted(self, frame: pd.DataFrame) -> _Job:
         """The finished :class:`_Job` of ``frame``'s rows (its ``error`` set if the model
         failed); predictions are not checked for finiteness here."""
-        measured = [c for c in MEASURED_COLUMNS if c in frame.columns]
-        job = _Job(frame[[*DESIGN_COLUMNS, *measured]], len(self.targets))
+        # The frame goes to the model as it is: the surrogate reads the columns it needs
+        # (selecting them here would copy the frame, which costs more than a one-row predict).
+        job = _Job(frame, len(self.targets))
         with self._queue_lock:
             self._queue.append(job)
         while not job.finished:
@@ -179,7 +180,10 @@ class ServedModel:
 
     def _run(self, pieces: list[tuple[_Job, int, int]]) -> None:
         """Predict the rows of ``pieces`` in one model call and hand each job its part."""
-        parts = [job.X.iloc[start:stop] for job, start, stop in pieces]
+        parts = [
+            job.X if stop - start == job.n else job.X.iloc[start:stop]
+            for job, start, stop in pieces
+        ]
         # Requests that sent different measured columns concatenate with NaN (not measured).
         X = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
         try:
