@@ -316,7 +316,9 @@ def load_model(settings: Settings) -> ServedModel:
 
 
 def served_model(model: Any) -> ServedModel:
-    """``model`` as a :class:`ServedModel`: returned as is, or an artifact or surrogate wrapped.
+    """``model`` as a :class:`ServedModel`: returned as is, or an artifact or surrogate wrapped,
+    its caches built now (:meth:`~poreml.surrogates.base.Surrogate.warm_up`) so that the first
+    request does not pay for them.
 
     Args:
         model: a :class:`ServedModel`, a :class:`~poreml.tracking.artifacts.ModelArtifact`, or
@@ -326,6 +328,7 @@ def served_model(model: Any) -> ServedModel:
         return model
     artifact = model if isinstance(model, ModelArtifact) else ModelArtifact(model)
     source = artifact.source or f"in-process {type(artifact.surrogate).__name__}"
+    artifact.surrogate.warm_up()
     return ServedModel(artifact.surrogate, _info(artifact.surrogate, artifact.metadata, source))
 
 

@@ -276,6 +276,20 @@ class Surrogate(BaseEstimator):
         self._fit_features(features, self.target_scaler_.transform(y_t))
         return self
 
+    def warm_up(self) -> Surrogate:
+        """Build now what predictions otherwise build on first use and then reuse (a GP's
+        posterior caches, a cascade's link weights), so the first prediction, a server's
+        first request, does not pay for them.
+
+        Returns:
+            self.
+
+        Raises:
+            ModelNotFittedError: the model is not fitted.
+        """
+        self._check_fitted()
+        return self
+
     def predict(
         self, X: pd.DataFrame, return_std: bool = False, *, observation_noise: bool = True
     ) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:

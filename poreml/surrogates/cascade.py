@@ -324,6 +324,14 @@ class CascadeSurrogate(Surrogate):
         out_sd = scale * link.stage_scale / link.scale
         return out_mu, out_sd
 
+    def warm_up(self) -> CascadeSurrogate:
+        """Warm up both stages and build the link's regression weights now."""
+        super().warm_up()
+        self.stage1_.warm_up()
+        self.stage2_.warm_up()
+        self._serving_link()
+        return self
+
     def _serving_link(self) -> _ServingLink:
         """The link's regression weights per pattern of measured columns and the map of the
         stages' outputs onto the cascade's targets, computed once per fitted model."""

@@ -41,8 +41,8 @@ Gaussian over the ``q`` points of each output (outputs independent).
 Prediction fast path. Serving asks for marginal means and variances of many rows with no
 gradients. There, each group's training solve is taken once from GPyTorch's own prediction
 caches (``mean_cache`` = (K + σ²I)⁻¹(y − m(X)) and the root ``R`` of (K + σ²I)⁻¹ that
-``covar_cache`` holds) and kept with the model (:class:`_PosteriorCache`, built on first
-use); a prediction is then the Matérn 5/2
+``covar_cache`` holds) and kept with the model (:class:`_PosteriorCache`, built by
+:meth:`GPSurrogate.warm_up` or on first use); a prediction is then the Matérn 5/2
 cross-covariance ``k`` to the training rows, ``m(x) + k·α`` and ``s² − ‖kR‖²`` (+ σ² for a new
 measurement), block by block of rows instead of GPyTorch's lazy joint train + test kernel. It
 runs on numpy arrays, since on a request's few rows torch's overhead per operation costs more
@@ -636,6 +636,13 @@ class GPSurrogate(Surrogate):
         if self.prior_by_route:
             parts.append(features.design["route"][:, None] == np.arange(len(ROUTES)))
         return np.concatenate(parts, axis=-1, dtype=np.float64)
+
+    def warm_up(self) -> GPSurrogate:
+        """Build the posterior caches of the prediction fast path (module doc) now."""
+        super().warm_up()
+        for cache in self._posterior_caches():
+            cache.arrays  # noqa: B018 - builds the numpy side of the cache
+        return self
 
     def _posterior_caches(self) -> list[_PosteriorCache]:
         """Each group's :class:`_PosteriorCache`, built on first use after a fit or a load."""

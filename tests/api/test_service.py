@@ -182,3 +182,15 @@ def test_batched_requests_with_different_measured_columns_get_the_reference_numb
                 np.testing.assert_allclose(got, getattr(alone, stat)[:, j], rtol=1e-9, atol=0)
         assert [row["conditioned_on"] for row in answer] == [list(c) for c in alone.conditioned_on]
         assert_reference_numbers(alone, cascade_surrogate, frame)
+
+
+def test_serving_a_model_builds_its_caches_before_the_first_request(
+    cascade_surrogate: Any, tmp_path
+) -> None:
+    from poreml.surrogates import load
+
+    loaded = load(cascade_surrogate.save(tmp_path / "cascade"))
+    assert loaded.stage2_._posterior_caches_ is None
+    service.served_model(loaded)
+    assert loaded.stage1_._posterior_caches_ is not None
+    assert loaded.stage2_._posterior_caches_ is not None

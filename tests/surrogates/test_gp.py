@@ -284,3 +284,14 @@ def test_the_physics_of_the_serving_path_is_the_tensor_physics(served_gps) -> No
     with torch.no_grad():
         want = model.physics(features).numpy()
     np.testing.assert_allclose(model._physics_arrays(arrays), want, rtol=1e-12, atol=1e-12)
+
+
+def test_warm_up_builds_the_posterior_caches_once(train_data, tmp_path) -> None:
+    X, y = train_data
+    loaded = GPSurrogate.load(GPSurrogate(fit_maxiter=5).fit(X, y).save(tmp_path / "gp"))
+    assert loaded._posterior_caches_ is None
+    loaded.warm_up()
+    caches = loaded._posterior_caches_
+    assert caches is not None and len(caches) == len(loaded.models_)
+    loaded.predict_arrays(X.head(2))
+    assert loaded._posterior_caches_ is caches
