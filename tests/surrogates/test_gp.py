@@ -14,6 +14,7 @@ from poreml.exceptions import ConfigError
 from poreml.surrogates import TARGETS
 from poreml.surrogates.gp import (
     FAST_CHUNK_ROWS,
+    PACKED_ROOT_ROWS,
     GPSurrogate,
     PhysicsMean,
     _PosteriorCache,
@@ -237,7 +238,7 @@ def _serving_designs(n: int, seed: int) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("kind", ["physics", "by_route", "constant", "groups"])
-@pytest.mark.parametrize("n", [1, 7, FAST_CHUNK_ROWS + 9])
+@pytest.mark.parametrize("n", [1, PACKED_ROOT_ROWS, PACKED_ROOT_ROWS + 1, FAST_CHUNK_ROWS + 9])
 @pytest.mark.parametrize("observation_noise", [True, False])
 def test_served_predictions_are_the_reference_paths_numbers(
     served_gps, kind, n, observation_noise, same_predictions
@@ -284,6 +285,12 @@ def test_the_physics_of_the_serving_path_is_the_tensor_physics(served_gps) -> No
     with torch.no_grad():
         want = model.physics(features).numpy()
     np.testing.assert_allclose(model._physics_arrays(arrays), want, rtol=1e-12, atol=1e-12)
+
+
+def test_an_exact_gps_root_is_triangular_so_few_rows_read_half_of_it(served_gps) -> None:
+    for model in served_gps.values():
+        for cache in model._posterior_caches():
+            assert cache.arrays.packed_root is not None
 
 
 def test_warm_up_builds_the_posterior_caches_once(train_data, tmp_path) -> None:
