@@ -214,7 +214,7 @@ class DomainStats:
         route = raw["route"]
         miss = np.isnan(route)
         code = np.where(miss, encoder.route_fill, route).astype(int)
-        seen = limits.seen_route[np.clip(code, 0, len(limits.seen_route) - 1)]
+        seen = np.take(limits.seen_route, code, mode="clip")
         seen &= (code >= 0) & (code < len(limits.seen_route))
         ok &= np.where(miss, seen | ("route" in self.missing_seen), seen)
         for name in limits.never_observed:  # only missing is known of these

@@ -323,9 +323,8 @@ class FeatureEncoder:
             code = np.rint(np.where(missing["route"], self.route_fill, route)).astype(np.int64)
         design["route"] = code
         first = len(continuous)
-        zt[first : first + len(ROUTES)] = np.arange(len(ROUTES))[:, None] == np.clip(
-            code, 0, len(ROUTES) - 1
-        )
+        clipped = np.minimum(np.maximum(code, 0), len(ROUTES) - 1)  # as transform's clamp
+        zt[first : first + len(ROUTES)] = np.arange(len(ROUTES))[:, None] == clipped
         for j, name in enumerate(self.indicators, start=first + len(ROUTES)):
             zt[j] = missing[name]
         zt -= center

@@ -134,7 +134,7 @@ def _logit_pct_forward(y: Tensor) -> Tensor:
 
 
 def _logit_pct_forward_array(y: np.ndarray) -> np.ndarray:
-    p = np.clip(y, LOGIT_EPS_PCT, 100.0 - LOGIT_EPS_PCT) / 100.0
+    p = np.minimum(np.maximum(y, LOGIT_EPS_PCT), 100.0 - LOGIT_EPS_PCT) / 100.0
     return np.log(p / (1.0 - p))  # torch.logit's formula
 
 
