@@ -78,7 +78,7 @@ from gpytorch.kernels import ScaleKernel
 from gpytorch.means import ConstantMean, Mean
 from gpytorch.mlls import ExactMarginalLogLikelihood
 from gpytorch.priors import GammaPrior, NormalPrior
-from scipy.linalg.blas import dtpmv
+from scipy.linalg.blas import dtpmv, dtrmm
 from torch import Tensor
 
 from poreml.data.schema import COLUMNS, CONTINUOUS_DESIGN_COLUMNS, ROUTES
@@ -288,9 +288,9 @@ class _PosteriorCache:
             [b, np.ones((*b.shape[:-1], 1)), (b * b).sum(-1, keepdims=True)], axis=-1
         )
         # the kernel's output scale is folded into the weights of the training rows
-        weights = torch.cat([self.alpha, self.root], dim=-1).mul(self.outputscale.unsqueeze(-1))
-        weights = weights.contiguous()
-        root = weights[..., 1:].numpy()
+        outputscale = self.outputscale.unsqueeze(-1)  # (m, 1, 1)
+        alpha = (self.alpha * outputscale)[..., 0].detach().cpu().numpy()
+        root = (self.root * outputscale).detach().cpu().numpy()
         packed = None
         if root.shape[-1] == root.shape[-2] and np.array_equal(root, np.triu(root)):
             # the root of an exact GP is the inverse Cholesky factor, upper triangular: its
@@ -306,8 +306,8 @@ class _PosteriorCache:
             right=np.ascontiguousarray(right.transpose(0, 2, 1)),  # (m, d + 2, n)
             outputscale=array(self.outputscale),
             noise=array(self.noise).reshape(-1),
-            weights=weights,
-            alpha=np.ascontiguousarray(weights[..., 0].numpy()),
+            alpha=alpha,
+            root=root,
             packed_root=packed,
             offset=array(self.offset),
             slope=array(self.slope),
@@ -321,9 +321,8 @@ class _PosteriorCache:
         weights); add :meth:`noise_variance` for a new measurement.
 
         Numpy, because serving needs no gradients and torch's overhead per operation would
-        cost more than the arithmetic on a request's few rows; the products with the training
-        rows go through torch's BLAS, which is faster than numpy's and follows the server's
-        torch thread setting.
+        cost more than the arithmetic on a request's few rows (products with the training
+        rows: :meth:`_root_products`).
         """
         c = self.arrays
         d = c.center.shape[-1]
@@ -344,16 +343,7 @@ class _PosteriorCache:
         sq += r
         sq += 1.0
         k *= sq  # Matérn 5/2 without its output scale: (1 + r + r²/3) e^(-r)
-        if c.packed_root is not None and len(x) <= PACKED_ROOT_ROWS:
-            # a few rows: the triangular root's upper half only (half the memory to read)
-            n = k.shape[-1]
-            products = np.empty((k.shape[0], len(x), 1 + n))
-            products[..., 0] = (k @ c.alpha[..., None])[..., 0]
-            for i, packed in enumerate(c.packed_root):
-                for row in range(len(x)):
-                    products[i, row, 1:] = dtpmv(n, packed, k[i, row], trans=1)  # k R
-        else:
-            products = (torch.from_numpy(k) @ c.weights).numpy()  # (m, c, 1 + roots)
+        k_alpha, kr = self._root_products(k)
         m = c.offset.shape[0]
         offset, slope = c.offset, c.slope
         if c.route_offset is not None and c.route_slope is not None:
@@ -362,10 +352,34 @@ class _PosteriorCache:
             slope = slope + c.route_slope @ onehot.T
         if slope is not None:  # output k reads physics column d + k
             offset = offset + slope * x[:, d : d + m].T
-        mean = offset + products[..., 0]
-        kr = products[..., 1:]
+        mean = offset + k_alpha
         var = c.outputscale - np.einsum("mcr,mcr->mc", kr, kr)
         return mean, var
+
+    def _root_products(self, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``k·α`` ``(m, c)`` and ``kR`` ``(m, c, r)`` of the cross-covariances ``k``
+        ``(m, c, n)`` (overwritten).
+
+        The triangular root of an exact GP needs only its upper half: a few rows multiply by
+        it packed (BLAS ``tpmv``: half the memory to read, which bounds a one-row product),
+        larger blocks in place (``trmm``: half the arithmetic of a full product, which
+        bounds a large batch). Another root takes torch's full matrix product.
+        """
+        c = self.arrays
+        k_alpha = np.einsum("mcn,mn->mc", k, c.alpha)
+        if c.packed_root is None:
+            return k_alpha, (torch.from_numpy(k) @ torch.from_numpy(c.root)).numpy()
+        n = k.shape[-1]
+        if k.shape[1] <= PACKED_ROOT_ROWS:
+            kr = np.empty_like(k)
+            for i, packed in enumerate(c.packed_root):
+                for row in range(k.shape[1]):
+                    kr[i, row] = dtpmv(n, packed, k[i, row], trans=1)  # Rᵀkᵀ
+            return k_alpha, kr
+        for i, root in enumerate(c.root):
+            # kR = (Rᵀkᵀ)ᵀ; read by columns, k's and R's memory hold kᵀ and Rᵀ (lower)
+            k[i] = dtrmm(1.0, root.T, k[i].T, lower=1, overwrite_b=1).T
+        return k_alpha, k
 
     def noise_variance(self) -> np.ndarray:
         """The noise variance of each output, ``(m,)``."""
@@ -374,7 +388,7 @@ class _PosteriorCache:
 
 @dataclass(frozen=True)
 class _CacheArrays:
-    """:class:`_PosteriorCache` as numpy arrays (``weights``: a tensor for torch's BLAS)."""
+    """:class:`_PosteriorCache` as numpy arrays, ready for :meth:`_PosteriorCache.moments`."""
 
     shift: np.ndarray  # (d,)
     divisor: np.ndarray  # (d,)
@@ -383,9 +397,9 @@ class _CacheArrays:
     right: np.ndarray  # (m, d + 2, n) training side of the squared distances
     outputscale: np.ndarray  # (m, 1)
     noise: np.ndarray  # (m,)
-    weights: Tensor  # (m, n, 1 + r): output scale × [alpha, root]
     alpha: np.ndarray  # (m, n): output scale × alpha
-    packed_root: np.ndarray | None  # (m, n (n + 1) / 2): output scale × root, upper, packed
+    root: np.ndarray  # (m, n, r): output scale × root
+    packed_root: np.ndarray | None  # (m, n (n + 1) / 2): its upper half when triangular
     offset: np.ndarray
     slope: np.ndarray | None
     route_offset: np.ndarray | None
