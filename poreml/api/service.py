@@ -145,8 +145,9 @@ class ServedModel:
     def _predicted(self, frame: pd.DataFrame) -> _Job:
         """The finished :class:`_Job` of ``frame``'s rows (its ``error`` set if the model
         failed); predictions are not checked for finiteness here."""
-        measured = [c for c in MEASURED_COLUMNS if c in frame.columns]
-        job = _Job(frame[[*DESIGN_COLUMNS, *measured]], len(self.targets))
+        # The frame goes to the model as it is: the surrogate reads the columns it needs
+        # (selecting them here would copy the frame, which costs more than a one-row predict).
+        job = _Job(frame, len(self.targets))
         with self._queue_lock:
             self._queue.append(job)
         while not job.finished:
@@ -179,7 +180,10 @@ class ServedModel:
 
     def _run(self, pieces: list[tuple[_Job, int, int]]) -> None:
         """Predict the rows of ``pieces`` in one model call and hand each job its part."""
-        parts = [job.X.iloc[start:stop] for job, start, stop in pieces]
+        parts = [
+            job.X if stop - start == job.n else job.X.iloc[start:stop]
+            for job, start, stop in pieces
+        ]
         # Requests that sent different measured columns concatenate with NaN (not measured).
         X = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
         try:
@@ -215,7 +219,7 @@ class ServedModel:
 
 def _as_lists(texts: np.ndarray) -> np.ndarray:
     """``;``-joined column names as an object array of lists, one list per distinct text."""
-    unique, which = np.unique(texts.astype(str), return_inverse=True)
+    unique, which = np.unique(texts, return_inverse=True)
     # An object array of lists (np.array of equal-length lists would be 2-D).
     lists = np.empty(len(unique), dtype=object)
     lists[:] = [text.split(";") if text else [] for text in unique]
@@ -312,7 +316,9 @@ def load_model(settings: Settings) -> ServedModel:
 
 
 def served_model(model: Any) -> ServedModel:
-    """``model`` as a :class:`ServedModel`: returned as is, or an artifact or surrogate wrapped.
+    """``model`` as a :class:`ServedModel`: returned as is, or an artifact or surrogate wrapped,
+    its caches built now (:meth:`~poreml.surrogates.base.Surrogate.warm_up`) so that the first
+    request does not pay for them.
 
     Args:
         model: a :class:`ServedModel`, a :class:`~poreml.tracking.artifacts.ModelArtifact`, or
@@ -322,6 +328,7 @@ def served_model(model: Any) -> ServedModel:
         return model
     artifact = model if isinstance(model, ModelArtifact) else ModelArtifact(model)
     source = artifact.source or f"in-process {type(artifact.surrogate).__name__}"
+    artifact.surrogate.warm_up()
     return ServedModel(artifact.surrogate, _info(artifact.surrogate, artifact.metadata, source))
 
 

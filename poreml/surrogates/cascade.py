@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -58,7 +59,12 @@ from torch import Tensor
 from poreml.data.schema import MEASURED_COLUMNS
 from poreml.exceptions import ConfigError
 from poreml.surrogates.base import TARGETS, FittedState, Surrogate
-from poreml.surrogates.features import DESCRIPTOR_COLUMNS, Features, MissingIndicators
+from poreml.surrogates.features import (
+    DESCRIPTOR_COLUMNS,
+    FeatureArrays,
+    Features,
+    MissingIndicators,
+)
 from poreml.surrogates.gp import GPSurrogate
 from poreml.surrogates.persistence import SavedModel
 from poreml.surrogates.registry import get, make, register
@@ -76,6 +82,27 @@ _RESERVED = ("feature_set", "targets", "target_transforms", "random_state")
 """Settings of the stages the cascade sets itself."""
 
 _STAGES = ("stage1", "stage2")
+
+
+@dataclass(frozen=True)
+class _ServingLink:
+    """What a prediction needs of the fitted link, as arrays (built once per fitted model).
+
+    Attributes:
+        weights: per pattern of measured columns (bit k: ``CHARACTERISATION[k]`` measured)
+            the measured columns, the regression weights ``w`` ``(len(cols), T2)`` and the
+            share of each stage-2 target's variance they explain ``(T2,)``.
+        source: per cascade target its column in ``[stage 1 outputs, stage 2 outputs]``.
+        stage_center, stage_scale: per cascade target the standardisation of its stage.
+        center, scale: the cascade's own standardisation.
+    """
+
+    weights: dict[int, tuple[list[int], np.ndarray, np.ndarray]]
+    source: np.ndarray
+    stage_center: np.ndarray
+    stage_scale: np.ndarray
+    center: np.ndarray
+    scale: np.ndarray
 
 
 @register("cascade")
@@ -211,6 +238,7 @@ class CascadeSurrogate(Surrogate):
         self.stage1_ = self._stage("stage1", CHARACTERISATION).fit(X, y)
         self.stage2_ = self._stage("stage2", performance).fit(X, y)
         self.link_, self.link_rows_ = self._fit_link(X, y)
+        self._serving_link_ = None
         return self
 
     def _fit_features(self, features: Features, y: Tensor) -> None:
@@ -253,81 +281,110 @@ class CascadeSurrogate(Surrogate):
     # ---- prediction -------------------------------------------------------------------------
 
     def _raw_moments(
-        self, raw: Mapping[str, Tensor], observation_noise: bool
-    ) -> tuple[Tensor, Tensor]:
+        self, raw: Mapping[str, np.ndarray], features: FeatureArrays, observation_noise: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Mean and std in the cascade's standardised space, conditioned on the measured
-        characterisation in ``raw`` (module doc)."""
+        characterisation in ``raw`` (module doc); numpy arrays, as the serving path computes."""
         s1, s2 = self.stage1_, self.stage2_
-        f1 = s1.encoder_.transform(raw)
-        # the stages were fitted on the same design columns: one encoding serves both
-        f2 = f1 if s2.encoder_ == s1.encoder_ else s2.encoder_.transform(raw)
-        idx = self._char_index()
-        n = f1.z.shape[0]
-        given = torch.stack(
-            [
-                raw.get(c, torch.full((n,), float("nan"), dtype=f1.z.dtype))
-                for c in CHARACTERISATION
-            ],
-            dim=-1,
-        ).to(f1.z.dtype)
-        measured = ~torch.isnan(given)
+        # the stages were fitted on the cascade's design columns: one encoding serves all
+        f1 = features if s1.encoder_ == self.encoder_ else s1.encoder_.transform_arrays(raw)
+        f2 = f1 if s2.encoder_ == s1.encoder_ else s2.encoder_.transform_arrays(raw)
+        n = features.z.shape[0]
+        given = np.column_stack([raw.get(c, np.full(n, np.nan)) for c in CHARACTERISATION])
+        measured = ~np.isnan(given)
         # The reported distributions need one pass of each stage; the latent moments the link
-        # needs, a second pass, only when some row carries a measurement.
-        mu1, sd1 = s1._predict_moments(f1, observation_noise)
-        mu2, sd2 = s2._predict_moments(f2, observation_noise)
-        mean2, var2 = mu2.clone(), sd2**2
-        if bool(measured.any()):
-            lat1 = s1._predict_moments(f1, False)[1] if observation_noise else sd1
-            lat2 = s2._predict_moments(f2, False)[1] if observation_noise else sd2
-            noise2 = (sd2**2 - lat2**2).clamp(min=0.0)
+        # needs, a second call, only when some row carries a measurement (a GP stage answers
+        # it from the first pass).
+        mu1, sd1 = s1._raw_moments(raw, f1, observation_noise)
+        mu2, sd2 = s2._raw_moments(raw, f2, observation_noise)
+        mean2, var2 = mu2.copy(), sd2**2
+        link = self._serving_link()
+        if measured.any():
+            lat1 = s1._raw_moments(raw, f1, False)[1] if observation_noise else sd1
+            lat2 = s2._raw_moments(raw, f2, False)[1] if observation_noise else sd2
+            noise2 = np.maximum(sd2**2 - lat2**2, 0.0)
+            idx = self._char_index()
             mu1c, lat1c = mu1[:, idx], lat1[:, idx]
-            filled = torch.where(measured, given, torch.ones_like(given))
-            r = s1.target_scaler_.transform(filled, idx) - mu1c  # residuals, standardised
-            for mask in {tuple(row) for row in measured.tolist()}:
-                if not any(mask):
+            filled = np.where(measured, given, 1.0)
+            r = s1.target_scaler_.transform_array(filled, idx) - mu1c  # residuals, standardised
+            pattern = measured @ (1 << np.arange(len(CHARACTERISATION)))
+            for mask, (cols, w, explained) in link.weights.items():
+                rows = pattern == mask
+                if not rows.any():
                     continue
-                rows = (measured == torch.tensor(mask)).all(dim=1)
-                cols = [k for k, m in enumerate(mask) if m]
-                for j in range(len(s2.targets_)):
-                    cov = torch.tensor(self.link_[j], dtype=mu1.dtype)
-                    s_ss = cov[cols][:, cols]
-                    s_ps = cov[-1, cols]
-                    w = torch.linalg.solve(
-                        s_ss + 1e-9 * torch.eye(len(cols), dtype=cov.dtype), s_ps
-                    )
-                    explained = float((w * s_ps).sum() / cov[-1, -1]) if cov[-1, -1] > 0 else 0.0
-                    explained = min(max(explained, 0.0), 1.0)
-                    mean2[rows, j] = mu2[rows, j] + r[rows][:, cols] @ w
-                    var = lat2[rows, j] ** 2 + ((lat1c[rows][:, cols] * w) ** 2).sum(dim=1)
-                    if observation_noise:
-                        var = var + noise2[rows, j] * (1.0 - explained)
-                    var2[rows, j] = var
-        out_mu = torch.empty(n, len(self.targets_), dtype=mu1.dtype)
-        out_sd = torch.empty_like(out_mu)
-        for k, t in enumerate(self.targets_):
-            if t in s1.targets_:
-                j = s1.targets_.index(t)
-                loc, scale = mu1[:, j], sd1[:, j]
-                a, b = s1.target_scaler_.affine([j], loc)
-            else:
-                j = s2.targets_.index(t)
-                loc, scale = mean2[:, j], var2[:, j].clamp(min=0.0).sqrt()
-                a, b = s2.target_scaler_.affine([j], loc)
-            # stage space -> warped -> the cascade's own standardisation
-            c, sc = self.target_scaler_.affine([k], loc)
-            out_mu[:, k] = (loc * b + a - c) / sc
-            out_sd[:, k] = scale * b / sc
+                mean2[rows] = mu2[rows] + r[rows][:, cols] @ w
+                var = lat2[rows] ** 2 + ((lat1c[rows][:, cols, None] * w) ** 2).sum(axis=1)
+                if observation_noise:
+                    var = var + noise2[rows] * (1.0 - explained)
+                var2[rows] = var
+        # stage space -> warped -> the cascade's own standardisation
+        loc = np.concatenate([mu1, mean2], axis=1)[:, link.source]
+        scale = np.concatenate([sd1, np.sqrt(np.maximum(var2, 0.0))], axis=1)[:, link.source]
+        out_mu = (loc * link.stage_scale + link.stage_center - link.center) / link.scale
+        out_sd = scale * link.stage_scale / link.scale
         return out_mu, out_sd
+
+    def warm_up(self) -> CascadeSurrogate:
+        """Warm up both stages and build the link's regression weights now."""
+        super().warm_up()
+        self.stage1_.warm_up()
+        self.stage2_.warm_up()
+        self._serving_link()
+        return self
+
+    def _serving_link(self) -> _ServingLink:
+        """The link's regression weights per pattern of measured columns and the map of the
+        stages' outputs onto the cascade's targets, computed once per fitted model."""
+        cached = getattr(self, "_serving_link_", None)
+        if cached is not None:
+            return cached
+        s1, s2 = self.stage1_, self.stage2_
+        c = len(CHARACTERISATION)
+        weights: dict[int, tuple[list[int], np.ndarray, np.ndarray]] = {}
+        for mask in range(1, 1 << c):
+            cols = [k for k in range(c) if mask >> k & 1]
+            w_all = np.empty((len(cols), len(s2.targets_)))
+            explained_all = np.empty(len(s2.targets_))
+            for j in range(len(s2.targets_)):
+                cov = torch.tensor(self.link_[j], dtype=torch.float64)
+                s_ss = cov[cols][:, cols]
+                s_ps = cov[-1, cols]
+                w = torch.linalg.solve(s_ss + 1e-9 * torch.eye(len(cols), dtype=cov.dtype), s_ps)
+                explained = float((w * s_ps).sum() / cov[-1, -1]) if cov[-1, -1] > 0 else 0.0
+                w_all[:, j] = w.numpy()
+                explained_all[j] = min(max(explained, 0.0), 1.0)
+            weights[mask] = (cols, w_all, explained_all)
+        source, stage_center, stage_scale = [], [], []
+        for t in self.targets_:
+            stage, offset = (s1, 0) if t in s1.targets_ else (s2, len(s1.targets_))
+            j = stage.targets_.index(t)
+            source.append(offset + j)
+            center, scale = stage.target_scaler_.affine_array([j])
+            stage_center.append(center[0])
+            stage_scale.append(scale[0])
+        center, scale = self.target_scaler_.affine_array()
+        link = _ServingLink(
+            weights,
+            np.array(source),
+            np.array(stage_center),
+            np.array(stage_scale),
+            center,
+            scale,
+        )
+        self._serving_link_: _ServingLink | None = link
+        return link
 
     def _predict_moments(
         self, features: Features, observation_noise: bool
     ) -> tuple[Tensor, Tensor]:
         """Design-only moments (the BoTorch path: rows carry no measured columns there)."""
-        raw: dict[str, Tensor] = {}
+        raw: dict[str, np.ndarray] = {}
         for name, value in features.design.items():
             value = value.to(features.z.dtype)
-            raw[name] = torch.where(features.missing[name], float("nan"), value)
-        return self._raw_moments(raw, observation_noise)
+            value = torch.where(features.missing[name], float("nan"), value)
+            raw[name] = value.detach().cpu().numpy().astype(np.float64)
+        mu, sd = self._raw_moments(raw, self.encoder_.transform_arrays(raw), observation_noise)
+        return torch.from_numpy(mu).to(features.z.dtype), torch.from_numpy(sd).to(features.z.dtype)
 
     # ---- persistence ------------------------------------------------------------------------
 
@@ -351,6 +408,7 @@ class CascadeSurrogate(Surrogate):
         artifacts = state.artifact or {}
         self.link_ = [[[float(v) for v in row] for row in cov] for cov in state.meta["link"]]
         self.link_rows_ = [int(n) for n in state.meta["link_rows"]]
+        self._serving_link_ = None
         for stage in _STAGES:
             part = state.meta[stage]
             prefix = f"{stage}."

@@ -39,6 +39,7 @@ import torch
 from sklearn.neighbors import NearestNeighbors
 from torch import Tensor
 
+from poreml.data.schema import ROUTES
 from poreml.surrogates.features import LOG_FEATURES, FeatureEncoder
 
 __all__ = ["NEIGHBORS", "QUANTILE", "DomainStats"]
@@ -53,6 +54,20 @@ QUANTILE = 0.95
 
 BRUTE_FORCE_ROWS = 256
 """Batches up to this size find their neighbours by brute force, larger ones with the index."""
+
+
+@dataclass(frozen=True)
+class _Limits:
+    """Per-column constants of the range ratio and the route check, as arrays."""
+
+    columns: tuple[str, ...]  # continuous columns with a training range
+    fill: np.ndarray  # their imputation values
+    log: np.ndarray  # bool: log10 column
+    mid: np.ndarray  # centre of the training range
+    half: np.ndarray  # half the widened range
+    missing_seen: np.ndarray  # bool: missing training cells (a missing cell is in range)
+    seen_route: np.ndarray  # bool per route code: seen in training
+    never_observed: tuple[str, ...]  # continuous columns without an observed training cell
 
 
 @dataclass(frozen=True)
@@ -84,6 +99,7 @@ class DomainStats:
     threshold: float | None = None
     reference: np.ndarray | None = field(default=None, repr=False, compare=False)
     _index: NearestNeighbors | None = field(default=None, init=False, repr=False, compare=False)
+    _limits_cache: list[Any] = field(default_factory=list, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.reference is not None:
@@ -148,13 +164,26 @@ class DomainStats:
             reference,
         )
 
-    def distance(self, raw: Mapping[str, Tensor], encoder: FeatureEncoder) -> np.ndarray:
+    def distance(
+        self,
+        raw: Mapping[str, np.ndarray],
+        encoder: FeatureEncoder,
+        z: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Domain distance of each row, float array ``(n,)`` (module doc): ``<= 1`` within both
-        the calibrated neighbour threshold and the widened training ranges."""
+        the calibrated neighbour threshold and the widened training ranges.
+
+        Args:
+            raw: per input column a float64 array ``(n,)`` in physical units (NaN = missing;
+                ``route`` as float codes), as :meth:`FeatureEncoder.transform_arrays` takes.
+            encoder: the model's encoder.
+            z: ``encoder.transform_arrays(raw).z`` when already computed.
+        """
         box = self._range_ratio(raw, encoder)
         if self._index is None or self.threshold is None:
             return box
-        z = encoder.transform(raw).z.detach().cpu().numpy().astype(np.float64)
+        if z is None:
+            z = encoder.transform_arrays(raw).z
         reference: np.ndarray = self.reference  # type: ignore[assignment]
         k = min(self.neighbors, reference.shape[0])
         if len(z) <= BRUTE_FORCE_ROWS:
@@ -168,47 +197,75 @@ class DomainStats:
 
     def contains(
         self,
-        raw: Mapping[str, Tensor],
+        raw: Mapping[str, np.ndarray],
         encoder: FeatureEncoder,
         distance: np.ndarray | None = None,
     ) -> np.ndarray:
         """Boolean array ``(n,)``: whether each row lies in the domain of applicability.
 
         Args:
-            raw: the rows' inputs.
+            raw: the rows' inputs, as :meth:`distance` takes them.
             encoder: the model's encoder.
             distance: :meth:`distance` of the same rows when already computed.
         """
         d = self.distance(raw, encoder) if distance is None else distance
         ok = d <= 1.0
-        route = raw["route"].numpy()
+        limits = self._limits(encoder)
+        route = raw["route"]
         miss = np.isnan(route)
-        code = np.where(miss, encoder.route_fill, np.nan_to_num(route)).astype(int)
-        seen = np.isin(code, self.routes)
+        code = np.where(miss, encoder.route_fill, route).astype(int)
+        seen = np.take(limits.seen_route, code, mode="clip")
+        seen &= (code >= 0) & (code < len(limits.seen_route))
         ok &= np.where(miss, seen | ("route" in self.missing_seen), seen)
-        for name in encoder.continuous:
-            if math.isnan(self.low[name]):  # never observed in training: only missing is known
-                ok &= np.isnan(raw[name].numpy())
+        for name in limits.never_observed:  # only missing is known of these
+            ok &= np.isnan(raw[name])
         return ok
 
-    def _range_ratio(self, raw: Mapping[str, Tensor], encoder: FeatureEncoder) -> np.ndarray:
+    def _range_ratio(self, raw: Mapping[str, np.ndarray], encoder: FeatureEncoder) -> np.ndarray:
         """Largest excursion from the widened training ranges' centres (1 = on an edge)."""
         n = len(next(iter(raw.values())))
-        worst = np.zeros(n)
-        for name in encoder.continuous:
-            lo, hi = self.low[name], self.high[name]
-            if math.isnan(lo) or math.isnan(hi):
-                continue  # never observed: handled by contains
-            value = raw[name].numpy()
-            miss = np.isnan(value)
-            filled = np.where(miss, encoder.fill[name], value)
-            filled = np.log10(filled) if name in LOG_FEATURES else filled
-            half = (0.5 + self.margin) * (hi - lo) + 1e-9 * max(1.0, abs(lo), abs(hi))
-            excursion = np.abs(filled - 0.5 * (lo + hi)) / half
-            if name in self.missing_seen:
-                excursion = np.where(miss, 0.0, excursion)
-            worst = np.maximum(worst, excursion)
-        return worst
+        limits = self._limits(encoder)
+        if not limits.columns:
+            return np.zeros(n)
+        values = np.column_stack([raw[name] for name in limits.columns])
+        miss = np.isnan(values)
+        filled = np.where(miss, limits.fill, values)
+        np.log10(filled, out=filled, where=limits.log)
+        excursion = np.abs(filled - limits.mid) / limits.half
+        excursion[miss & limits.missing_seen] = 0.0
+        return np.maximum(excursion.max(axis=1), 0.0)
+
+    def _limits(self, encoder: FeatureEncoder) -> _Limits:
+        """The per-column constants of :meth:`_range_ratio` and :meth:`contains` for
+        ``encoder``, as arrays (built on the first call, kept for the same encoder)."""
+        cached = self._limits_cache
+        if cached and cached[0] is encoder:
+            return cached[1]
+        columns = [
+            name
+            for name in encoder.continuous
+            if not (math.isnan(self.low[name]) or math.isnan(self.high[name]))
+        ]
+        lo = np.array([self.low[name] for name in columns])
+        hi = np.array([self.high[name] for name in columns])
+        half = [
+            (0.5 + self.margin) * (high - low) + 1e-9 * max(1.0, abs(low), abs(high))
+            for low, high in zip(lo.tolist(), hi.tolist(), strict=True)
+        ]
+        seen_route = np.zeros(max(len(ROUTES), *(r + 1 for r in self.routes)), dtype=bool)
+        seen_route[list(self.routes)] = True
+        limits = _Limits(
+            columns=tuple(columns),
+            fill=np.array([encoder.fill[name] for name in columns]),
+            log=np.array([name in LOG_FEATURES for name in columns], dtype=bool),
+            mid=0.5 * (lo + hi),
+            half=np.array(half),
+            missing_seen=np.array([name in self.missing_seen for name in columns], dtype=bool),
+            seen_route=seen_route,
+            never_observed=tuple(n for n in encoder.continuous if math.isnan(self.low[n])),
+        )
+        self._limits_cache[:] = [encoder, limits]
+        return limits
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible dict (NaN ranges as null); ``reference`` is saved as a tensor."""

@@ -73,6 +73,18 @@ def surrogate(training_data: pd.DataFrame) -> Any:
 
 
 @pytest.fixture(scope="session")
+def cascade_surrogate(training_data: pd.DataFrame) -> Any:
+    """A small cascade with GP stages, the champion's kind of model (it conditions on measured
+    SSA and tap density)."""
+    from poreml.surrogates.base import TARGETS
+    from poreml.surrogates.registry import make
+
+    return make(
+        "cascade", stage1_params={"fit_maxiter": 30}, stage2_params={"fit_maxiter": 30}
+    ).fit(training_data[list(DESIGN_COLUMNS)], training_data[list(TARGETS)])
+
+
+@pytest.fixture(scope="session")
 def model_dir(tmp_path_factory: pytest.TempPathFactory, surrogate: Any) -> Path:
     """``surrogate`` saved as a shipped model folder (surrogate files plus metadata)."""
     folder = surrogate.save(tmp_path_factory.mktemp("models") / "champion")

@@ -14,7 +14,6 @@ from fastapi.testclient import TestClient
 from poreml.api import create_app
 from poreml.data.schema import DESIGN_COLUMNS
 from poreml.settings import Settings
-from poreml.surrogates.base import TARGETS
 
 DESIGN = {"route": "transcription", "porosity": 0.3, "pore_size_nm": 20.0}
 SCREEN = {
@@ -26,17 +25,12 @@ SCREEN = {
 
 @pytest.fixture(scope="module")
 def cascade_client(
-    training_data: pd.DataFrame,
+    cascade_surrogate: Any,
     tmp_path_factory: pytest.TempPathFactory,
     make_settings: Callable[..., Settings],
 ) -> Iterator[TestClient]:
     """The API serving a small cascade (it conditions on measured SSA and tap density)."""
-    from poreml.surrogates.registry import make
-
-    model = make(
-        "cascade", stage1_params={"fit_maxiter": 30}, stage2_params={"fit_maxiter": 30}
-    ).fit(training_data[list(DESIGN_COLUMNS)], training_data[list(TARGETS)])
-    folder: Path = model.save(tmp_path_factory.mktemp("cascade") / "model")
+    folder: Path = cascade_surrogate.save(tmp_path_factory.mktemp("cascade") / "model")
     with TestClient(create_app(make_settings(model_dir=folder))) as client:
         yield client
 

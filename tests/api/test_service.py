@@ -114,3 +114,83 @@ def test_records_and_csv_put_the_domain_distance_before_the_flag(surrogate: Any)
         "in_domain",
     ]
     np.testing.assert_allclose(table["domain_distance"], pred.domain_distance, rtol=1e-12)
+
+
+# ---- the served champion-like model ----------------------------------------------------------
+
+
+def characterised_candidates(n: int, seed: int) -> list[Any]:
+    """``n`` validated candidates, some carrying measured SSA, tap density or both."""
+    from poreml.api.schemas import PredictRequest
+
+    records = design_frame(n, seed).to_dict("records")
+    for k, record in enumerate(records, start=seed):
+        if k % 3 == 1:
+            record["ssa_m2_g"] = 20.0 + 7.0 * k % 300
+        if k % 4 == 2:
+            record["tap_density_g_cm3"] = 0.4 + 0.01 * (k % 50)
+    return PredictRequest.model_validate({"candidates": records}).candidates
+
+
+def characterised_frame(n: int, seed: int) -> pd.DataFrame:
+    """:func:`characterised_candidates` as the request's frame."""
+    return service.candidates_frame(characterised_candidates(n, seed), n)
+
+
+def assert_reference_numbers(pred: service.Predictions, surrogate: Any, X: pd.DataFrame) -> None:
+    """``pred`` holds what the surrogate predicts for ``X`` through GPyTorch's reference path
+    with every input checked, to 1e-9 relative."""
+    from poreml.surrogates.gp import reference_predictions
+
+    with reference_predictions():
+        want = surrogate.predict_arrays(X.drop(columns=["candidate_id"]), level=0.9)
+    order = [want.targets.index(t) for t in pred.targets]
+    for stat in ("mean", "std", "lower", "upper"):
+        np.testing.assert_allclose(
+            getattr(pred, stat), getattr(want, stat)[:, order], rtol=1e-9, atol=0
+        )
+    np.testing.assert_allclose(pred.domain_distance, want.domain_distance, rtol=1e-9, atol=0)
+    assert pred.in_domain.tolist() == want.in_domain.tolist()
+    assert [";".join(c) for c in pred.conditioned_on] == want.conditioned_on.tolist()
+
+
+@pytest.mark.parametrize("n", [1, 2, 300])
+def test_a_served_cascade_answers_with_the_reference_paths_numbers(
+    cascade_surrogate: Any, n: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "CHUNK_ROWS", 128)  # 300 rows: three model calls
+    model = service.served_model(cascade_surrogate)
+    frames = [design_frame(n, seed=n).assign(candidate_id=None)]
+    frames += [characterised_frame(n, seed) for seed in (1, 2)]  # SSA; tap density (n = 1)
+    for X in frames:
+        assert_reference_numbers(model.predict(X), cascade_surrogate, X)
+
+
+def test_batched_requests_with_different_measured_columns_get_the_reference_numbers(
+    cascade_surrogate: Any,
+) -> None:
+    model = service.served_model(cascade_surrogate)
+    requests = [characterised_candidates(1 + k % 3, seed=40 + k) for k in range(8)]
+    frames = [service.candidates_frame(c, len(c)) for c in requests]
+    answers = service.predict_many(model, requests)
+    for frame, answer in zip(frames, answers, strict=True):
+        assert isinstance(answer, list)
+        alone = model.predict(frame)
+        for j, target in enumerate(alone.targets):
+            for stat in ("mean", "std", "lower", "upper"):
+                got = [row[target][stat] for row in answer]
+                np.testing.assert_allclose(got, getattr(alone, stat)[:, j], rtol=1e-9, atol=0)
+        assert [row["conditioned_on"] for row in answer] == [list(c) for c in alone.conditioned_on]
+        assert_reference_numbers(alone, cascade_surrogate, frame)
+
+
+def test_serving_a_model_builds_its_caches_before_the_first_request(
+    cascade_surrogate: Any, tmp_path
+) -> None:
+    from poreml.surrogates import load
+
+    loaded = load(cascade_surrogate.save(tmp_path / "cascade"))
+    assert loaded.stage2_._posterior_caches_ is None
+    service.served_model(loaded)
+    assert loaded.stage1_._posterior_caches_ is not None
+    assert loaded.stage2_._posterior_caches_ is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -98,6 +99,22 @@ def decode() -> Callable[[torch.Tensor], dict[str, torch.Tensor]]:
     the route.
     """
     return _unit_cube_decode
+
+
+def _same_predictions(got: Any, want: Any, rtol: float = 1e-9) -> None:
+    assert got.targets == want.targets
+    for stat in ("mean", "std", "lower", "upper", "domain_distance"):
+        np.testing.assert_allclose(getattr(got, stat), getattr(want, stat), rtol=rtol, atol=0)
+    np.testing.assert_array_equal(got.in_domain, want.in_domain)
+    np.testing.assert_array_equal(got.conditioned_on, want.conditioned_on)
+
+
+@pytest.fixture(scope="session")
+def same_predictions() -> Callable[..., None]:
+    """``(got, want, rtol=1e-9)``: asserts two ``predict_arrays`` results agree: moments and
+    bounds to ``rtol`` (relative), domain distance too, the flags and ``conditioned_on``
+    equal."""
+    return _same_predictions
 
 
 @pytest.fixture

@@ -392,3 +392,23 @@ def test_prediction_table_has_every_target_with_intervals() -> None:
         assert (table[f"{t}_lower"] <= table[f"{t}_upper"]).all()
         assert (table[f"{t}_std"] > 0).all()
     assert table["in_domain"].dtype == bool
+
+
+@pytest.mark.parametrize("name", ["ridge", "cascade"])
+def test_a_frame_validated_upstream_is_read_as_the_checks_read_it(name, fast) -> None:
+    data = virtual_lab_data(32, seed=2)
+    model = make(name, **fast[name]).fit(data[list(DESIGN_COLUMNS)], data[list(TARGETS)])
+    X = virtual_lab_data(9, seed=3)[["candidate_id", *DESIGN_COLUMNS, "ssa_m2_g"]]
+    X.loc[[1, 4], "porosity"] = np.nan
+    X.loc[2, "route"] = None
+    X.loc[[0, 5], "ssa_m2_g"] = np.nan
+    checked = model._input_arrays(X, check_input=True)
+    unchecked = model._input_arrays(X, check_input=False)
+    assert checked.keys() == unchecked.keys()
+    for column, values in checked.items():
+        assert unchecked[column].dtype == np.float64
+        np.testing.assert_array_equal(unchecked[column], values, err_msg=column)
+    table = model.predict_table(X)
+    fast = model.predict_arrays(X, check_input=False)
+    np.testing.assert_array_equal(table["ice_pct_mean"].to_numpy(), fast.mean[:, 0])
+    assert table["conditioned_on"].tolist() == fast.conditioned_on.tolist()

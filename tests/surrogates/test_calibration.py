@@ -13,7 +13,7 @@ import torch
 from poreml.data.schema import ROUTES
 from poreml.exceptions import ConfigError
 from poreml.surrogates.calibration import Calibration, calibrate
-from poreml.surrogates.gp import GPSurrogate
+from poreml.surrogates.gp import GPSurrogate, reference_predictions
 from poreml.virtual_lab.lab import VirtualLab
 from poreml.virtual_lab.params import lab_params
 
@@ -123,3 +123,13 @@ def test_calibration_without_measurements_is_an_error() -> None:
 def test_calibrate_setting_must_be_a_bool() -> None:
     with pytest.raises(ConfigError, match="calibrate"):
         GPSurrogate(calibrate="yes").fit(pd.DataFrame(), pd.DataFrame())
+
+
+def test_the_serving_fast_path_uses_the_calibrated_constants(shifted_fit, test_designs) -> None:
+    _, published, model = shifted_fit
+    fast = model.predict_arrays(test_designs)
+    with reference_predictions():
+        reference = model.predict_arrays(test_designs)
+    np.testing.assert_allclose(fast.mean, reference.mean, rtol=1e-9, atol=0)
+    np.testing.assert_allclose(fast.std, reference.std, rtol=1e-9, atol=0)
+    assert not np.allclose(fast.mean, published.predict_arrays(test_designs).mean)

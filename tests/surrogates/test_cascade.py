@@ -208,7 +208,7 @@ def test_fit_needs_the_characterisation_columns_in_y() -> None:
 
 @pytest.mark.parametrize("observation_noise", [True, False])
 def test_the_prediction_fast_path_gives_the_reference_paths_numbers(
-    lab, observation_noise: bool
+    lab, observation_noise: bool, same_predictions
 ) -> None:
     from poreml.surrogates.gp import FAST_CHUNK_ROWS, reference_predictions
 
@@ -221,13 +221,85 @@ def test_the_prediction_fast_path_gives_the_reference_paths_numbers(
     fast = model.predict_arrays(X, observation_noise=observation_noise)
     with reference_predictions():
         ref = model.predict_arrays(X, observation_noise=observation_noise)
-    for stat in ("mean", "std", "lower", "upper"):
-        np.testing.assert_allclose(getattr(fast, stat), getattr(ref, stat), rtol=1e-9, atol=0)
-    np.testing.assert_array_equal(fast.conditioned_on, ref.conditioned_on)
+    same_predictions(fast, ref)
     # the caches are built once per model and kept
     caches = model.stage2_._posterior_caches()
     model.predict_arrays(X.head(3))
     assert model.stage2_._posterior_caches() is caches
+
+
+@pytest.mark.parametrize("measured", [(), ("ssa_m2_g",), CHARACTERISATION])
+@pytest.mark.parametrize("check_input", [True, False])
+def test_one_row_is_predicted_with_the_reference_paths_numbers(
+    lab, measured, check_input, same_predictions
+) -> None:
+    from poreml.surrogates.gp import reference_predictions
+
+    model, test = lab
+    for i in range(3):  # three designs, one per route
+        row = _with(test.iloc[[i * 7]], *measured)
+        fast = model.predict_arrays(row, check_input=check_input)
+        with reference_predictions():
+            ref = model.predict_arrays(row, check_input=check_input)
+        same_predictions(fast, ref)
+        assert fast.conditioned_on.tolist() == [";".join(measured)]
+
+
+def test_the_stages_share_one_evaluation_of_the_physics_per_batch(lab, monkeypatch) -> None:
+    from poreml.surrogates import gp
+
+    model, test = lab
+    calls: list[int] = []
+
+    def counting(inputs, params, **kwargs):
+        calls.append(len(inputs["route"]))
+        return simulate(inputs, params, **kwargs)
+
+    simulate = gp.simulate
+    monkeypatch.setattr(gp, "simulate", counting)
+    model.predict_arrays(_with(test, *CHARACTERISATION))  # measured rows: latent moments too
+    assert calls == [len(test)]
+
+
+def test_stages_with_different_physics_each_evaluate_their_own(
+    monkeypatch, same_predictions
+) -> None:
+    from poreml.surrogates import gp
+    from poreml.surrogates.gp import reference_predictions
+
+    train = virtual_lab_data(24, seed=3)
+    model = make(
+        "cascade",
+        stage1_params={"fit_maxiter": 10},
+        stage2_params={"fit_maxiter": 10, "instance_seed": 1},
+    ).fit(train[list(DESIGN_COLUMNS)], train[list(TARGETS)])
+    X = _with(virtual_lab_data(5, seed=4), "ssa_m2_g")
+    calls: list[object] = []
+
+    def counting(inputs, params, **kwargs):
+        calls.append(params)
+        return simulate(inputs, params, **kwargs)
+
+    simulate = gp.simulate
+    monkeypatch.setattr(gp, "simulate", counting)
+    fast = model.predict_arrays(X)
+    assert len(calls) == 2 and calls[0] is not calls[1]
+    with reference_predictions():
+        same_predictions(fast, model.predict_arrays(X))
+
+
+def test_the_botorch_moments_are_the_served_design_only_moments(lab) -> None:
+    from poreml.surrogates.gp import reference_predictions
+
+    model, test = lab
+    X = _with(test.head(6))
+    features = model.features_from_tensors(model._raw_inputs(X, source="X"))
+    with torch.no_grad():
+        mu, sd = model._predict_moments(features, observation_noise=False)
+        with reference_predictions():
+            want_mu, want_sd = model._predict_moments(features, observation_noise=False)
+    np.testing.assert_allclose(mu.numpy(), want_mu.numpy(), rtol=1e-9)
+    np.testing.assert_allclose(sd.numpy(), want_sd.numpy(), rtol=1e-9)
 
 
 def test_predict_table_is_predict_arrays_as_a_frame(lab) -> None:
@@ -252,3 +324,34 @@ def test_stages_without_leave_one_out_residuals_link_through_in_sample_ones(lab)
     design_only = model.predict(_with(test))["ice_pct"].to_numpy()
     assert np.isfinite(measured).all()
     assert not np.allclose(measured, design_only)
+
+
+def test_a_characterised_rows_moments_follow_the_link_formula(lab) -> None:
+    model, test = lab
+    X = _with(test.head(2), *CHARACTERISATION)
+    X.loc[1, "tap_density_g_cm3"] = np.nan  # row 1 carries BET area only
+    s1, s2 = model.stage1_, model.stage2_
+    raw = model._input_arrays(X, check_input=True)
+    features = model.encoder_.transform_arrays(raw)
+    mu, sd = model._raw_moments(raw, features, True)
+    mu1, _ = s1._raw_moments(raw, features, True)
+    _, lat1 = s1._raw_moments(raw, features, False)
+    mu2, sd2 = s2._raw_moments(raw, features, True)
+    _, lat2 = s2._raw_moments(raw, features, False)
+    idx = [s1.targets_.index(c) for c in CHARACTERISATION]
+    given = torch.tensor(np.nan_to_num(X[list(CHARACTERISATION)].to_numpy(), nan=1.0))
+    residual = s1.target_scaler_.transform(given, idx).numpy() - mu1[:, idx]
+    for row, cols in ((0, [0, 1]), (1, [1])):
+        for j, target in enumerate(s2.targets_):
+            cov = np.array(model.link_[j])
+            w = np.linalg.solve(cov[np.ix_(cols, cols)] + 1e-9 * np.eye(len(cols)), cov[-1, cols])
+            explained = min(max(float(w @ cov[-1, cols]) / cov[-1, -1], 0.0), 1.0)
+            mean = mu2[row, j] + residual[row, cols] @ w
+            noise = sd2[row, j] ** 2 - lat2[row, j] ** 2
+            var = lat2[row, j] ** 2 + np.sum((lat1[row, idx][cols] * w) ** 2)
+            var += noise * (1.0 - explained)
+            k = model.targets_.index(target)
+            a, b = s2.target_scaler_.center[j], s2.target_scaler_.scale[j]
+            c, scale = model.target_scaler_.center[k], model.target_scaler_.scale[k]
+            assert mu[row, k] == pytest.approx((mean * b + a - c) / scale, rel=1e-12)
+            assert sd[row, k] == pytest.approx(np.sqrt(var) * b / scale, rel=1e-12)

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from sklearn.metrics import r2_score
 
 from poreml.data.schema import ROUTES
+from poreml.design.search_space import SearchSpace
 from poreml.exceptions import ConfigError
 from poreml.surrogates import TARGETS
-from poreml.surrogates.gp import GPSurrogate, PhysicsMean
+from poreml.surrogates.gp import (
+    FAST_CHUNK_ROWS,
+    PACKED_ROOT_ROWS,
+    GPSurrogate,
+    PhysicsMean,
+    _PosteriorCache,
+    reference_predictions,
+)
 from poreml.surrogates.scaling import PLAIN_TARGET_TRANSFORMS
 from poreml.virtual_lab.lab import VirtualLab
 
@@ -200,3 +209,96 @@ def test_per_route_weights_survive_a_save_and_load(train_data, test_designs, tmp
     with reference_predictions():  # the fast path reads the route weights too
         reference = model.predict(test_designs).to_numpy()
     np.testing.assert_allclose(model.predict(test_designs).to_numpy(), reference, rtol=1e-9)
+
+
+# ---- the serving path ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def served_gps(train_data) -> dict[str, GPSurrogate]:
+    """GPs of each kind of prior, and one with targets measured on different rows (groups)."""
+    X, y = train_data
+    sparse = y.copy()
+    sparse.loc[:4, "ssa_m2_g"] = np.nan
+    sparse.loc[10:13, ["ice_pct", "retention_pct"]] = np.nan
+    return {
+        "physics": GPSurrogate(fit_maxiter=15).fit(X, y),
+        "by_route": GPSurrogate(prior_by_route=True, fit_maxiter=15).fit(X, y),
+        "constant": GPSurrogate(prior="constant", fit_maxiter=15).fit(X, y),
+        "groups": GPSurrogate(fit_maxiter=15).fit(X, sparse),
+    }
+
+
+def _serving_designs(n: int, seed: int) -> pd.DataFrame:
+    """``n`` designs across the contract box and the routes, some cells missing (imputed)."""
+    designs = SearchSpace.contract_box().sample(n, seed=seed)
+    designs.loc[designs.index[1::4], "porosity"] = np.nan
+    designs.loc[designs.index[2::5], "route"] = None
+    return designs
+
+
+@pytest.mark.parametrize("kind", ["physics", "by_route", "constant", "groups"])
+@pytest.mark.parametrize("n", [1, PACKED_ROOT_ROWS, PACKED_ROOT_ROWS + 1, FAST_CHUNK_ROWS + 9])
+@pytest.mark.parametrize("observation_noise", [True, False])
+def test_served_predictions_are_the_reference_paths_numbers(
+    served_gps, kind, n, observation_noise, same_predictions
+) -> None:
+    model = served_gps[kind]
+    X = _serving_designs(n, seed=n)
+    fast = model.predict_arrays(X, observation_noise=observation_noise)
+    with reference_predictions():
+        reference = model.predict_arrays(X, observation_noise=observation_noise)
+    same_predictions(fast, reference)
+
+
+def test_reference_predictions_bypass_the_posterior_caches(served_gps, monkeypatch) -> None:
+    def unused(*args, **kwargs):
+        raise AssertionError("the fast path ran inside reference_predictions()")
+
+    monkeypatch.setattr(_PosteriorCache, "moments", unused)
+    X = _serving_designs(3, seed=5)
+    with reference_predictions():
+        served_gps["physics"].predict_arrays(X)
+        served_gps["physics"].predict(X)
+    with pytest.raises(AssertionError, match="fast path"):
+        served_gps["physics"].predict_arrays(X)
+
+
+def test_the_fast_moments_of_tensor_features_are_the_reference_paths(served_gps) -> None:
+    model = served_gps["by_route"]
+    X = _serving_designs(9, seed=6)
+    features = model.encoder_.transform(model._raw_inputs(X, source="X"))
+    with torch.no_grad():
+        fast = model._predict_moments(features, observation_noise=True)
+        with reference_predictions():
+            reference = model._predict_moments(features, observation_noise=True)
+    for got, want in zip(fast, reference, strict=True):
+        assert got.dtype == want.dtype == torch.float64
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-9)
+
+
+def test_the_physics_of_the_serving_path_is_the_tensor_physics(served_gps) -> None:
+    model = served_gps["physics"]
+    raw = model._raw_inputs(_serving_designs(11, seed=8), source="X")
+    features = model.encoder_.transform(raw)
+    arrays = model.encoder_.transform_arrays({k: v.numpy() for k, v in raw.items()})
+    with torch.no_grad():
+        want = model.physics(features).numpy()
+    np.testing.assert_allclose(model._physics_arrays(arrays), want, rtol=1e-12, atol=1e-12)
+
+
+def test_an_exact_gps_root_is_triangular_so_few_rows_read_half_of_it(served_gps) -> None:
+    for model in served_gps.values():
+        for cache in model._posterior_caches():
+            assert cache.arrays.packed_root is not None
+
+
+def test_warm_up_builds_the_posterior_caches_once(train_data, tmp_path) -> None:
+    X, y = train_data
+    loaded = GPSurrogate.load(GPSurrogate(fit_maxiter=5).fit(X, y).save(tmp_path / "gp"))
+    assert loaded._posterior_caches_ is None
+    loaded.warm_up()
+    caches = loaded._posterior_caches_
+    assert caches is not None and len(caches) == len(loaded.models_)
+    loaded.predict_arrays(X.head(2))
+    assert loaded._posterior_caches_ is caches

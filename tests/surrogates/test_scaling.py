@@ -55,10 +55,10 @@ def test_logit_pct_bounds_are_exact_logit_normal_quantiles(level) -> None:
 
 def test_log_bounds_and_moments_are_scipys_log_normal() -> None:
     scaler = _scaler("log")
-    mean, std = scaler.moments(MU[:, None], SD[:, None])
+    mean, std = scaler.moments(MU.numpy()[:, None], SD.numpy()[:, None])
     dist = stats.lognorm(s=SD.numpy(), scale=np.exp(MU.numpy()))
-    np.testing.assert_allclose(mean[:, 0].numpy(), dist.mean(), rtol=1e-12)
-    np.testing.assert_allclose(std[:, 0].numpy(), dist.std(), rtol=1e-10)
+    np.testing.assert_allclose(mean[:, 0], dist.mean(), rtol=1e-12)
+    np.testing.assert_allclose(std[:, 0], dist.std(), rtol=1e-10)
     upper = scaler.inverse((MU + 1.6448536269514722 * SD)[:, None])[:, 0].numpy()
     np.testing.assert_allclose(upper, dist.ppf(0.95), rtol=1e-10)
 
@@ -71,7 +71,7 @@ def test_log_bounds_and_moments_are_scipys_log_normal() -> None:
     ],
 )
 def test_quadrature_moments_match_adaptive_integration(name, inverse) -> None:
-    mean, std = _scaler(name).moments(MU[:, None], SD[:, None])
+    mean, std = _scaler(name).moments(MU.numpy()[:, None], SD.numpy()[:, None])
     for k in range(len(MU)):
         want_mean, want_std = _quad_moments(inverse, float(MU[k]), float(SD[k]))
         assert float(mean[k, 0]) == pytest.approx(want_mean, rel=1e-5)
@@ -80,12 +80,77 @@ def test_quadrature_moments_match_adaptive_integration(name, inverse) -> None:
 
 def test_moments_are_vectorised_over_any_batch_shape() -> None:
     scaler = TargetScaler(("a", "b"), ("logit_pct", "softplus"), (0.5, 1.0), (2.0, 3.0))
-    mu = torch.randn(4, 3, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    sd = torch.full_like(mu, 0.7)
+    mu = np.random.default_rng(0).standard_normal((4, 3, 2))
+    sd = np.full_like(mu, 0.7)
     mean, std = scaler.moments(mu, sd)
     assert mean.shape == std.shape == mu.shape
     flat_mean, _ = scaler.moments(mu.reshape(-1, 2), sd.reshape(-1, 2))
-    torch.testing.assert_close(mean.reshape(-1, 2), flat_mean)
+    np.testing.assert_allclose(mean.reshape(-1, 2), flat_mean, rtol=1e-15)
+
+
+# ---- the numpy twins of the serving path --------------------------------------------------
+
+# standardised values across each warp's range and beyond: the softplus threshold (20) on
+# both sides, exp overflow (|t| > 709), and values at and beyond the warps' boundaries
+_T = np.array([-800.0, -40.0, -5.0, -0.3, 0.0, 1e-9, 0.7, 19.999999, 20.0, 20.000001, 35.0, 800.0])
+_Y = np.array([-5.4, 0.0, 0.004, 0.01, 0.5, 3.0, 20.0, 55.0, 99.95, 100.0, 1200.0])
+_MU = np.repeat([-30.0, -3.0, -0.5, 0.0, 1.2, 4.0, 19.5, 30.0], 6)
+_SD = np.tile([1e-6, 0.05, 0.4, 1.0, 2.5, 5.0], 8)
+
+
+@pytest.mark.parametrize("name", list(TARGET_TRANSFORMS))
+def test_each_warps_numpy_twin_gives_the_tensor_versions_numbers(name) -> None:
+    warp = TARGET_TRANSFORMS[name]
+    y = np.clip(_Y, *warp.support)
+    np.testing.assert_allclose(
+        warp.forward_array(y), warp.forward(torch.from_numpy(y)).numpy(), rtol=1e-13, atol=0
+    )
+    np.testing.assert_allclose(
+        warp.inverse_array(_T), warp.inverse(torch.from_numpy(_T)).numpy(), rtol=1e-13, atol=0
+    )
+    var = _SD**2
+    mean, variance = warp.moments_array(_MU, var)
+    want_mean, want_var = warp.moments(torch.from_numpy(_MU), torch.from_numpy(var))
+    np.testing.assert_allclose(mean, want_mean.numpy(), rtol=1e-12, atol=0)
+    # a spread below the rounding of the values themselves (a percentage 1e-8 from 100 known
+    # to 1e-7 of it) is known to that rounding only: 1e-12 of the mean
+    np.testing.assert_array_less(
+        np.abs(np.sqrt(variance) - np.sqrt(want_var.numpy())),
+        1e-9 * np.sqrt(want_var.numpy()) + 1e-12 * np.abs(mean),
+    )
+
+
+def test_the_scalers_numpy_methods_give_the_tensor_methods_numbers() -> None:
+    targets = ("ice_pct", "expansion_pct", "ssa_m2_g", "tap_density_g_cm3", "retention_pct")
+    warps = ("logit_pct", "softplus", "log", "none", "logit_pct")
+    scaler = TargetScaler(targets, warps, (0.5, 1.0, -0.2, 0.8, 2.0), (2.0, 3.0, 1.5, 0.3, 0.7))
+    rng = np.random.default_rng(1)
+    y = np.column_stack([rng.uniform(0.0, 100.0, 40), rng.uniform(0.0, 200.0, (40, 4))])
+    z = rng.standard_normal((40, 5)) * 3.0
+    sd = rng.uniform(0.01, 3.0, (40, 5))
+    for idx in (None, [4, 1], [2]):
+        cols = list(range(5)) if idx is None else idx
+        np.testing.assert_allclose(
+            scaler.transform_array(y[:, cols], idx),
+            scaler.transform(torch.from_numpy(y[:, cols]), idx).numpy(),
+            rtol=1e-13,
+        )
+        np.testing.assert_allclose(
+            scaler.inverse_array(z[:, cols], idx),
+            scaler.inverse(torch.from_numpy(z[:, cols]), idx).numpy(),
+            rtol=1e-13,
+        )
+        center, scale = scaler.affine_array(idx)
+        want_center, want_scale = scaler.affine(idx, torch.zeros(1, dtype=torch.float64))
+        np.testing.assert_array_equal(center, want_center.numpy())
+        np.testing.assert_array_equal(scale, want_scale.numpy())
+        mean, std = scaler.moments(z[:, cols], sd[:, cols], idx)
+        for k, i in enumerate(cols):  # each target through its warp's tensor moments
+            t_mu = torch.from_numpy(z[:, i] * scaler.scale[i] + scaler.center[i])
+            t_var = torch.from_numpy((sd[:, i] * scaler.scale[i]) ** 2)
+            want_mean, want_var = TARGET_TRANSFORMS[warps[i]].moments(t_mu, t_var)
+            np.testing.assert_allclose(mean[:, k], want_mean.numpy(), rtol=1e-12)
+            np.testing.assert_allclose(std[:, k], want_var.sqrt().numpy(), rtol=1e-10)
 
 
 def test_boundary_values_are_squeezed_by_the_stated_rule_not_dropped() -> None:
