@@ -309,11 +309,17 @@ def calibrate(
     accepted = math.isfinite(statistic) and statistic > threshold
     if not accepted:  # the data do not show the published constants wrong: keep them
         u, v, fitted = torch.zeros_like(u), torch.zeros_like(v), published
+    params = _plain(base, u, v)
     return Calibration(
-        params=_plain(base, u, v),
-        route_log_factors={
-            name: tuple(round(float(x), 6) for x in u[j].detach())
-            for j, name in enumerate(ROUTE_CONSTANTS)
+        params=params,
+        route_log_factors={  # of the constants in use, caps applied
+            name: tuple(
+                round(math.log(new / old), 6)
+                for new, old in zip(
+                    getattr(params.routes, name), getattr(base.routes, name), strict=True
+                )
+            )
+            for name in ROUTE_CONSTANTS
         },
         global_shifts={name: float(v[k].detach()) for k, name in enumerate(GLOBAL_CONSTANTS)},
         misfit_before=math.sqrt(float(published.sum()) / count),
