@@ -343,7 +343,8 @@ def fit_model(
 
 
 def _surrogate_params(config: CampaignConfig, settings: AcquisitionSettings) -> dict[str, Any]:
-    """Settings the campaign passes to its surrogate: per-route prior weights for ``gp``."""
+    """Settings the campaign passes to its surrogate: for ``gp``, per-route prior weights and
+    the calibration of its physics constants."""
     if config.surrogate != "gp":
         return {}
     params: dict[str, Any] = {}

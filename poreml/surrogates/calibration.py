@@ -273,9 +273,6 @@ def calibrate(
         residual = torch.where(measured, target - predict(_tensor_params(base, u, v)), 0.0)
         return residual.pow(2).sum(dim=0)
 
-    def misfit(u: Tensor, v: Tensor) -> Tensor:
-        return squares(u, v).sum()
-
     def loss() -> Tensor:
         # A Gaussian misfit per target with its scale fitted too: targets measured with more
         # noise weigh less, and no scale held below a target's noise has the constants chase
@@ -321,7 +318,10 @@ def calibrate(
             )
             for name in ROUTE_CONSTANTS
         },
-        global_shifts={name: float(v[k].detach()) for k, name in enumerate(GLOBAL_CONSTANTS)},
+        global_shifts={  # of the values in use, limits applied
+            name: (getattr(params.globals, name) - getattr(base.globals, name)) / (0.5 * (hi - lo))
+            for name, lo, hi in RANDOMISATION.uniform
+        },
         misfit_before=math.sqrt(float(published.sum()) / count),
         misfit_after=math.sqrt(float(fitted.sum()) / count),
         rows=int(measured.any(dim=1).sum()),
