@@ -219,3 +219,26 @@ def test_parent_run_has_one_hypervolume_point_per_round(store: Path, tmp_path: P
         "round-002",
     ]
     assert all("hypervolume" in r.data.metrics for r in children)
+
+
+def test_a_rounds_physics_calibration_becomes_metrics() -> None:
+    from poreml.tracking.campaign_runs import _physics_calibration_metrics
+
+    summary = {
+        "rows": 24,
+        "accepted": True,
+        "statistic": 120.5,
+        "threshold": 66.6,
+        "misfit_before": 0.52,
+        "misfit_after": 0.21,
+        "routes": {"bottom_up": {}, "top_down": {"eta_max": 1.25, "t_ox_nm": 0.2}},
+        "globals": {"lam_star": 0.3},
+    }
+    assert _physics_calibration_metrics(summary) == {
+        "physics.accepted": 1.0,
+        "physics.misfit_before": 0.52,
+        "physics.misfit_after": 0.21,
+        "physics.top_down.eta_max": 1.25,
+        "physics.top_down.t_ox_nm": 0.2,
+    }
+    assert _physics_calibration_metrics(None) == {}
