@@ -344,11 +344,17 @@ def _routes_table(routes: list[dict[str, Any]], calibration: dict[str, Any] | No
         "Physics prior by route (misfit = RMSE of measured - prior / spread; "
         "< 0.5 good, < 1 fair, else poor)"
     )
-    if calibration is not None:
+    if calibration is not None and calibration["accepted"]:
         moved = ", ".join(f"{k} {v:.3g}" for k, v in calibration["globals"].items()) or "none"
         title += (
-            f"; the model's calibrated physics: misfit {calibration['misfit_before']:.2f} -> "
-            f"{calibration['misfit_after']:.2f} (standardised), model parameters moved: {moved}"
+            f"; the model calibrated the physics to this lab: misfit "
+            f"{calibration['misfit_before']:.2f} -> {calibration['misfit_after']:.2f} "
+            f"(standardised), model parameters moved: {moved}"
+        )
+    elif calibration is not None:
+        title += (
+            f"; the data do not show the published constants wrong (test statistic "
+            f"{calibration['statistic']:.0f} <= {calibration['threshold']:.0f}): kept"
         )
     table = Table(title=title)
     for column in ("route", "tried", "made", "failed", "prior predicted made/failed", "misfit"):

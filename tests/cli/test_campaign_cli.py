@@ -388,3 +388,39 @@ def test_suggest_to_an_unwritable_file_records_nothing(tmp_path: Path) -> None:
     assert isinstance(result.exception, ConfigError)
     assert "cannot write there" in str(result.exception)
     assert json.loads(_ok(["status", str(directory), "--json"]))["n_pending"] == 0
+
+
+def test_route_table_names_the_calibrated_constants_or_says_they_were_kept() -> None:
+    from rich.console import Console
+
+    from poreml.cli.campaign import _routes_table
+
+    routes = [
+        {"route": r, "tried": 4, "made": 3, "failed": 1, "feasibility_agreement": 1.0}
+        | {"misfit": 0.2, "verdict": "good"}
+        for r in ROUTES
+    ]
+    base = {"rows": 24, "statistic": 120.0, "threshold": 66.6, "globals": {"lam_star": 0.3}}
+    routes_moved = {r: {} for r in ROUTES} | {"top_down": {"eta_max": 1.25}}
+
+    def render(summary) -> str:
+        console = Console(width=250, record=True)
+        console.print(_routes_table(routes, summary))
+        return " ".join(console.export_text().split())  # the title wraps at the table's width
+
+    accepted = render(
+        base
+        | {"accepted": True, "misfit_before": 0.52, "misfit_after": 0.21}
+        | {"routes": routes_moved}
+    )
+    assert "calibrated the physics to this lab: misfit 0.52 -> 0.21" in accepted
+    assert "eta_max x1.25" in accepted and "lam_star 0.3" in accepted
+    assert accepted.count("as published") == 2
+    kept = render(
+        base
+        | {"accepted": False, "statistic": 29.0, "misfit_before": 0.1, "misfit_after": 0.1}
+        | {"routes": {r: {} for r in ROUTES}}
+    )
+    assert "published constants wrong (test statistic 29 <= 67): kept" in kept
+    assert kept.count("as published") == 3
+    assert "constants calibrated" not in render(None)
