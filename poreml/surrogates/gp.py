@@ -184,6 +184,19 @@ _PHYSICAL_RANGES = np.array([_physical_range(name) for name in CONTINUOUS_DESIGN
 """``(low, high)`` of each continuous design column for the physics, in contract order."""
 
 
+def _simulate_arrays(design: Mapping[str, np.ndarray], params: Any) -> dict[str, Any]:
+    """The virtual lab on numpy design arrays of any common shape (``route`` as codes), each
+    continuous column first clamped to its physical range as :func:`_clamp_to_domain` does:
+    the prior's physics wherever no gradient is needed."""
+    values = np.stack([design[name] for name in CONTINUOUS_DESIGN_COLUMNS])  # (C, *batch)
+    shape = (len(CONTINUOUS_DESIGN_COLUMNS),) + (1,) * (values.ndim - 1)
+    low, high = (bound.reshape(shape) for bound in _PHYSICAL_RANGES.T)
+    clamped = np.minimum(np.maximum(values, low), high)
+    inputs: dict[str, Any] = dict(zip(CONTINUOUS_DESIGN_COLUMNS, clamped, strict=True))
+    inputs["route"] = design["route"]
+    return simulate(inputs, params)
+
+
 _FAST_PATH: ContextVar[bool] = ContextVar("poreml_gp_fast_path", default=True)
 
 PACKED_ROOT_ROWS = 4
@@ -506,16 +519,17 @@ class GPSurrogate(Surrogate):
 
     def _physics_with(self, features: Features, params: Any) -> Tensor:
         """:meth:`physics` under the constants ``params`` (tensors allowed: calibration)."""
-        inputs: dict[str, Any] = {
-            name: _clamp_to_domain(name, features.design[name])
-            for name in CONTINUOUS_DESIGN_COLUMNS
-        }
-        inputs["route"] = features.design["route"]
         if torch.is_grad_enabled() or features.z.device.type != "cpu":
+            inputs: dict[str, Any] = {
+                name: _clamp_to_domain(name, features.design[name])
+                for name in CONTINUOUS_DESIGN_COLUMNS
+            }
+            inputs["route"] = features.design["route"]
             out = simulate(inputs, params)
             values = torch.stack([out[t] for t in self.targets_], dim=-1)
         else:  # the same equations on numpy: a fraction of torch's per-operation cost
-            out = simulate({k: v.numpy() for k, v in inputs.items()}, params)
+            design = {k: v.numpy() for k, v in features.design.items()}
+            out = _simulate_arrays(design, params)
             values = torch.from_numpy(np.stack([out[t] for t in self.targets_], axis=-1))
         return self.target_scaler_.transform(values)
 
@@ -682,16 +696,9 @@ class GPSurrogate(Surrogate):
         ``instance_seed``, not calibrated) share it.
         """
         params = self.lab_params()
-
-        def run() -> dict[str, Any]:
-            design = np.stack([features.design[name] for name in CONTINUOUS_DESIGN_COLUMNS])
-            low, high = _PHYSICAL_RANGES.T[:, :, None]
-            clamped = np.minimum(np.maximum(design, low), high)  # as _clamp_to_domain
-            inputs: dict[str, Any] = dict(zip(CONTINUOUS_DESIGN_COLUMNS, clamped, strict=True))
-            inputs["route"] = features.design["route"]
-            return simulate(inputs, params)
-
-        out = features.shared(("virtual lab", id(params)), run)
+        out = features.shared(
+            ("virtual lab", id(params)), lambda: _simulate_arrays(features.design, params)
+        )
         return self.target_scaler_.transform_array(np.stack([out[t] for t in self.targets_], -1))
 
     def _gp_input_arrays(
