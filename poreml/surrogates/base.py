@@ -618,8 +618,8 @@ class Surrogate(BaseEstimator):
             elif name not in frame.columns:
                 raw[name] = torch.full((n,), math.nan, dtype=FEATURE_DTYPE)
             elif name == "route":
-                codes = frame[name].map({r: float(i) for i, r in enumerate(ROUTES)})
-                raw[name] = torch.tensor(codes.to_numpy(dtype="float64", na_value=np.nan))
+                names = frame[name].to_numpy(dtype=object, na_value=np.nan)
+                raw[name] = torch.from_numpy(_route_codes(names))
             else:
                 values = frame[name].to_numpy(dtype="float64", na_value=np.nan)
                 raw[name] = torch.tensor(values, dtype=FEATURE_DTYPE)
