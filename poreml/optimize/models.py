@@ -284,7 +284,7 @@ class CampaignModel:
         by its factor (the acquisition's view of a model its calibration record shows to be
         over-confident; :func:`poreml.optimize.proposals.widening`). The feasibility output
         is never widened."""
-        parts = list(self.model.models) if isinstance(self.model, ModelList) else [self.model]
+        parts = self._parts()
         names = iter(self.outcome_names)
         saved: list[tuple[Any, Any]] = []
         for part in parts:
@@ -301,11 +301,14 @@ class CampaignModel:
             for part, value in saved:
                 part.widen = value
 
+    def _parts(self) -> list[Model]:
+        """The models the outputs come from, in output order (one unless a model list)."""
+        return list(self.model.models) if isinstance(self.model, ModelList) else [self.model]
+
     def physics_calibration(self) -> dict[str, Any] | None:
         """What the outcome surrogate's physics calibration changed (``Calibration.summary``
         of :mod:`poreml.surrogates.calibration`), or None when it did not calibrate."""
-        parts = list(self.model.models) if isinstance(self.model, ModelList) else [self.model]
-        for part in parts:
+        for part in self._parts():
             calibration = getattr(getattr(part, "surrogate", None), "calibration_", None)
             if calibration is not None:
                 return calibration.summary()
